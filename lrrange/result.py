@@ -1,0 +1,136 @@
+"""RangeResult: the curve a range test measured, its suggestions, plot and export."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import suggest
+
+STOP_REASONS = ("completed", "diverged", "nonfinite", "interrupted")
+_FORMAT = "lrrange.RangeResult/1"
+
+
+@dataclass(eq=False)
+class RangeResult:
+    """What one LR range test measured.
+
+    ``lrs``, ``losses`` and ``smoothed`` hold one entry per finite step, in the
+    order run; ``lrs`` is the last param group's LR. ``stop_reason`` says why the
+    test ended. ``suggestion`` is ``suggestions[suggest.DEFAULT]``; every rule's
+    pick lies inside the tested LRs (NaN only when no step was recorded).
+    """
+
+    lrs: np.ndarray
+    losses: np.ndarray
+    smoothed: np.ndarray
+    stop_reason: str = "completed"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.lrs = np.asarray(self.lrs, dtype=float)
+        self.losses = np.asarray(self.losses, dtype=float)
+        self.smoothed = np.asarray(self.smoothed, dtype=float)
+        if not (self.lrs.shape == self.losses.shape == self.smoothed.shape) or self.lrs.ndim != 1:
+            raise ValueError(
+                "lrs, losses and smoothed must be 1-d arrays of one length, got "
+                f"{self.lrs.shape}, {self.losses.shape}, {self.smoothed.shape}"
+            )
+        if self.stop_reason not in STOP_REASONS:
+            raise ValueError(f"stop_reason must be one of {STOP_REASONS}, got {self.stop_reason!r}")
+
+    def __len__(self) -> int:
+        return len(self.lrs)
+
+    def __repr__(self) -> str:
+        return (
+            f"RangeResult({len(self)} steps, lr {self._lr_span()}, stop_reason={self.stop_reason!r}, "
+            f"suggestion={self.suggestion:.3g})"
+        )
+
+    def _lr_span(self) -> str:
+        return f"{self.lrs[0]:.3g}..{self.lrs[-1]:.3g}" if len(self) else "none"
+
+    @cached_property
+    def suggestions(self) -> dict[str, float]:
+        """Every suggestion rule's pick, by name (see ``lrrange.suggest``)."""
+        return suggest.suggest_all(self.lrs, self.smoothed)
+
+    @property
+    def suggestion(self) -> float:
+        """The LR to hand to one-cycle: the pick of ``suggest.DEFAULT``."""
+        return self.suggestions[suggest.DEFAULT]
+
+    @cached_property
+    def bounds(self) -> tuple[float, float]:
+        """``(base_lr, max_lr)`` for a cyclical schedule (rule in ``suggest.bounds``)."""
+        return suggest.bounds(self.lrs, self.smoothed)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per step: ``lr``, ``loss``, ``smoothed``, indexed by step."""
+        frame = pd.DataFrame({"lr": self.lrs, "loss": self.losses, "smoothed": self.smoothed})
+        frame.index.name = "step"
+        return frame
+
+    def plot(self, ax=None, suggestions: bool = True):
+        """Loss against LR on a log axis: raw loss faint, smoothed bold, picks marked.
+
+        Draws on ``ax`` when given, else on a new figure; returns the Figure.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6.4, 4.0))
+        else:
+            fig = ax.figure
+        ax.plot(self.lrs, self.losses, color="C0", alpha=0.3, lw=1, label="loss")
+        ax.plot(self.lrs, self.smoothed, color="C0", lw=2, label="smoothed loss")
+        if suggestions and len(self):
+            for k, (name, lr) in enumerate(self.suggestions.items()):
+                if np.isfinite(lr):
+                    y = float(np.interp(np.log(lr), np.log(self.lrs), self.smoothed))
+                    default = name == suggest.DEFAULT
+                    ax.plot(
+                        [lr], [y], marker="o" if default else "x", ms=9 if default else 7,
+                        ls="none", color=f"C{k + 1}",
+                        label=f"{name}{' (suggestion)' if default else ''}: {lr:.2e}",
+                    )
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss")
+        ax.set_title(f"LR range test ({len(self)} steps, {self.stop_reason})")
+        ax.legend(fontsize="small")
+        return fig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "lrs": self.lrs.tolist(),
+            "losses": self.losses.tolist(),
+            "smoothed": self.smoothed.tolist(),
+            "stop_reason": self.stop_reason,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RangeResult:
+        if data.get("format") != _FORMAT:
+            raise ValueError(f"not a saved RangeResult (format {data.get('format')!r})")
+        return cls(data["lrs"], data["losses"], data["smoothed"], data["stop_reason"], data["meta"])
+
+    def save(self, path: str | Path) -> Path:
+        """Write the result as JSON; ``RangeResult.load`` gives back equal arrays, bit for bit."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> RangeResult:
+        """Read a result written by ``save``."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
