@@ -14,6 +14,7 @@ import pandas as pd
 from . import suggest
 
 STOP_REASONS = ("completed", "diverged", "nonfinite", "interrupted")
+CURVES = ("train", "valid")
 _FORMAT = "lrrange.RangeResult/1"
 
 
@@ -25,6 +26,11 @@ class RangeResult:
     order run; ``lrs`` is the last param group's LR. ``stop_reason`` says why the
     test ended. ``suggestion`` is ``suggestions[suggest.DEFAULT]``; every rule's
     pick lies inside the tested LRs (NaN only when no step was recorded).
+
+    In validation-loss mode ``val_lrs`` / ``val_losses`` hold the loss on fixed
+    validation batches after every ``valid_every``-th step (empty otherwise);
+    ``suggest_from="valid"`` makes ``suggestions`` and ``bounds`` read that
+    curve instead of the smoothed training loss.
     """
 
     lrs: np.ndarray
@@ -32,11 +38,23 @@ class RangeResult:
     smoothed: np.ndarray
     stop_reason: str = "completed"
     meta: dict[str, Any] = field(default_factory=dict)
+    val_lrs: np.ndarray = field(default_factory=lambda: np.empty(0))
+    val_losses: np.ndarray = field(default_factory=lambda: np.empty(0))
+    suggest_from: str = "train"
 
     def __post_init__(self):
         self.lrs = np.asarray(self.lrs, dtype=float)
         self.losses = np.asarray(self.losses, dtype=float)
         self.smoothed = np.asarray(self.smoothed, dtype=float)
+        self.val_lrs = np.asarray(self.val_lrs, dtype=float)
+        self.val_losses = np.asarray(self.val_losses, dtype=float)
+        if self.val_lrs.shape != self.val_losses.shape or self.val_lrs.ndim != 1:
+            raise ValueError(
+                "val_lrs and val_losses must be 1-d arrays of one length, got "
+                f"{self.val_lrs.shape} and {self.val_losses.shape}"
+            )
+        if self.suggest_from not in CURVES:
+            raise ValueError(f"suggest_from must be one of {CURVES}, got {self.suggest_from!r}")
         if not (self.lrs.shape == self.losses.shape == self.smoothed.shape) or self.lrs.ndim != 1:
             raise ValueError(
                 "lrs, losses and smoothed must be 1-d arrays of one length, got "
@@ -57,10 +75,21 @@ class RangeResult:
     def _lr_span(self) -> str:
         return f"{self.lrs[0]:.3g}..{self.lrs[-1]:.3g}" if len(self) else "none"
 
+    def _curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (lrs, losses) the suggestions read: smoothed training or validation loss."""
+        if self.suggest_from == "valid":
+            return self.val_lrs, self.val_losses
+        return self.lrs, self.smoothed
+
     @cached_property
     def suggestions(self) -> dict[str, float]:
         """Every suggestion rule's pick, by name (see ``lrrange.suggest``)."""
-        return suggest.suggest_all(self.lrs, self.smoothed)
+        return suggest.suggest_all(*self._curve())
+
+    @cached_property
+    def val_suggestions(self) -> dict[str, float]:
+        """Every rule's pick on the validation curve (NaN where none was recorded)."""
+        return suggest.suggest_all(self.val_lrs, self.val_losses)
 
     @property
     def suggestion(self) -> float:
@@ -70,7 +99,7 @@ class RangeResult:
     @cached_property
     def bounds(self) -> tuple[float, float]:
         """``(base_lr, max_lr)`` for a cyclical schedule (rule in ``suggest.bounds``)."""
-        return suggest.bounds(self.lrs, self.smoothed)
+        return suggest.bounds(*self._curve())
 
     def to_frame(self) -> pd.DataFrame:
         """One row per step: ``lr``, ``loss``, ``smoothed``, indexed by step."""
@@ -80,6 +109,8 @@ class RangeResult:
 
     def plot(self, ax=None, suggestions: bool = True):
         """Loss against LR on a log axis: raw loss faint, smoothed bold, picks marked.
+
+        The validation loss, when recorded, is drawn as dots on a line.
 
         Draws on ``ax`` when given, else on a new figure; returns the Figure.
         """
@@ -91,16 +122,24 @@ class RangeResult:
             fig = ax.figure
         ax.plot(self.lrs, self.losses, color="C0", alpha=0.3, lw=1, label="loss")
         ax.plot(self.lrs, self.smoothed, color="C0", lw=2, label="smoothed loss")
-        if suggestions and len(self):
+        if len(self.val_lrs):
+            ax.plot(self.val_lrs, self.val_losses, color="k", marker=".", lw=1, label="validation loss")
+        curve_lrs, curve = self._curve()
+        if suggestions and len(curve_lrs):
             for k, (name, lr) in enumerate(self.suggestions.items()):
                 if np.isfinite(lr):
-                    y = float(np.interp(np.log(lr), np.log(self.lrs), self.smoothed))
+                    y = float(np.interp(np.log(lr), np.log(curve_lrs), curve))
                     default = name == suggest.DEFAULT
                     ax.plot(
                         [lr], [y], marker="o" if default else "x", ms=9 if default else 7,
                         ls="none", color=f"C{k + 1}",
                         label=f"{name}{' (suggestion)' if default else ''}: {lr:.2e}",
                     )
+        if len(self):
+            lo = float(min(self.losses.min(), self.smoothed.min()))
+            hi = float(self.smoothed.max())
+            pad = 0.05 * (hi - lo) or 0.05 * abs(hi) or 0.05
+            ax.set_ylim(lo - pad, hi + pad)  # the raw divergence spike would flatten the curve
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
@@ -116,13 +155,19 @@ class RangeResult:
             "smoothed": self.smoothed.tolist(),
             "stop_reason": self.stop_reason,
             "meta": self.meta,
+            "val_lrs": self.val_lrs.tolist(),
+            "val_losses": self.val_losses.tolist(),
+            "suggest_from": self.suggest_from,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RangeResult:
         if data.get("format") != _FORMAT:
             raise ValueError(f"not a saved RangeResult (format {data.get('format')!r})")
-        return cls(data["lrs"], data["losses"], data["smoothed"], data["stop_reason"], data["meta"])
+        return cls(
+            data["lrs"], data["losses"], data["smoothed"], data["stop_reason"], data["meta"],
+            data.get("val_lrs", []), data.get("val_losses", []), data.get("suggest_from", "train"),
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the result as JSON; ``RangeResult.load`` gives back equal arrays, bit for bit."""
