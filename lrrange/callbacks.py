@@ -6,12 +6,15 @@ The callbacks translate fastai events into calls to the pure core
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
+from functools import partial
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+import torch
 from fastai.callback.core import (
     Callback,
     CancelBackwardException,
@@ -22,13 +25,19 @@ from fastai.callback.core import (
     CancelTrainException,
     CancelValidException,
 )
+from fastai.callback.fp16 import MixedPrecision
+from fastai.callback.schedule import LRFinder, ParamScheduler
+from fastai.callback.training import GradientAccumulation
 from fastai.learner import Learner
-from fastai.torch_core import even_mults
+from fastai.optimizer import OptimWrapper
+from fastai.torch_core import even_mults, find_bs
+from fastcore.foundation import L
 
-from .result import RangeResult
-from .schedules import RANGE_MODES, range_lr
+from . import distributed, multi
+from .result import CURVES, RangeResult
+from .schedules import CYCLICAL_MODES, RANGE_MODES, cyclical, one_cycle, range_lr
 from .smoothing import BiasCorrectedEMA
-from .snapshot import Snapshot
+from .snapshot import RNGState, Snapshot, check_snapshot_mode, loop_state
 
 _CANCELS = (
     CancelBatchException,
@@ -45,6 +54,10 @@ LRSpec = float | slice | Sequence[float]
 
 def _is_real(x: Any) -> bool:
     return isinstance(x, Real) and not isinstance(x, bool)
+
+
+def _is_count(x: Any) -> bool:
+    return isinstance(x, Integral) and not isinstance(x, bool) and x >= 1
 
 
 def _check_lr_spec(name: str, value: Any) -> None:
@@ -90,6 +103,19 @@ def group_lrs(name: str, value: LRSpec, n_groups: int) -> np.ndarray:
     return np.full(n_groups, float(value))
 
 
+def _n_groups(learn: Learner) -> int | None:
+    """How many param groups ``fit`` will give the optimizer (None when that cannot be told yet)."""
+    if learn.opt is not None:
+        return len(learn.opt.param_lists)
+    if isinstance(learn.opt_func, OptimWrapper):
+        return len(learn.opt_func.param_lists)
+    try:
+        params = L(learn.splitter(learn.model))
+    except Exception:
+        return None
+    return len(params) if len(params) and isinstance(params[0], (L, list)) else 1
+
+
 class LRRange(Callback):
     """Leslie Smith's LR range test (Smith, 2017, "Cyclical Learning Rates", section 3.3).
 
@@ -102,6 +128,19 @@ class LRRange(Callback):
     exactly — model, optimizer, RNGs — also when the test raises; the
     ``RangeResult`` lands on ``learn.range_result`` and ``self.result``, and
     the callback detaches itself so the next ``fit`` trains normally.
+
+    A step is an optimizer step: under ``GradientAccumulation`` its loss is
+    the mean of its batches; a step ``MixedPrecision``'s scaler skips is
+    retried at the same LR. With several param groups ``result.lrs`` is the
+    last group's LR. ``snapshot="disk"`` keeps the saved tensors in a
+    temporary file (``tempfile.gettempdir()``) instead of memory.
+
+    Validation-loss mode (Smith's advice to read the validation loss):
+    ``valid_every=k`` evaluates, after every k-th optimizer step, the mean
+    loss on the first ``valid_batches`` batches of ``learn.dls.valid`` (the
+    same batches each time, eval mode, no gradient) into ``result.val_lrs`` /
+    ``result.val_losses``; ``suggest_from="valid"`` bases the suggestions on
+    that curve.
     """
 
     order = -10  # before Recorder (50) resets its history and before any LR scheduler
@@ -117,8 +156,13 @@ class LRRange(Callback):
         beta: float = 0.98,
         stop_div: bool = True,
         diverge_factor: float = 4.0,
+        valid_every: int | None = None,
+        valid_batches: int = 4,
+        suggest_from: str = "train",
+        snapshot: str = "memory",
     ):
         super().__init__()
+        check_snapshot_mode(snapshot)
         _check_lr_spec("start_lr", start_lr)
         _check_lr_spec("end_lr", end_lr)
         if isinstance(num_it, bool) or not isinstance(num_it, Integral) or num_it < 2:
@@ -137,6 +181,16 @@ class LRRange(Callback):
                 raise ValueError(f"end_lr must be > start_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
         self.start_lr, self.end_lr, self.num_it, self.mode = start_lr, end_lr, int(num_it), mode
         self.beta, self.stop_div, self.diverge_factor = float(beta), stop_div, float(diverge_factor)
+        for name, value in (("valid_every", valid_every), ("valid_batches", valid_batches)):
+            if (value is not None or name == "valid_batches") and not _is_count(value):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if suggest_from not in CURVES:
+            raise ValueError(f"suggest_from must be one of {CURVES}, got {suggest_from!r}")
+        if suggest_from == "valid" and valid_every is None:
+            raise ValueError("suggest_from='valid' needs valid_every (an integer >= 1), got valid_every=None")
+        self.valid_every = None if valid_every is None else int(valid_every)
+        self.valid_batches, self.suggest_from = int(valid_batches), suggest_from
+        self.snapshot = snapshot
         self.result: RangeResult | None = None
         self._snapshot: Snapshot | None = None
 
@@ -148,100 +202,227 @@ class LRRange(Callback):
 
     @learn.setter
     def learn(self, learn: Learner | None) -> None:
+        old = self._learn
+        if old is not None and old is not learn:
+            self._remove_guard(old)
+        if learn is not None and self._snapshot is None:
+            n_groups = _n_groups(learn)
+            if n_groups is not None:
+                self._group_endpoints(n_groups)  # a bad sequence length fails here, before any change
         object.__setattr__(self, "_learn", learn)
         if learn is not None and self._snapshot is None:
             opt = learn.opt
             hypers = None if opt is None else [(h.get("lr"), h.get("wd")) for h in opt.hypers]
             object.__setattr__(self, "_attached", (opt, hypers, learn.lr))
+            self._install_guard(learn)
+
+    def _group_endpoints(self, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+        """``start_lr`` and ``end_lr`` spread over ``n_groups`` param groups, checked."""
+        starts = group_lrs("start_lr", self.start_lr, n_groups)
+        ends = group_lrs("end_lr", self.end_lr, n_groups)
+        if np.any(ends <= starts):
+            raise ValueError(f"end_lr must be > start_lr in every param group, got {starts} and {ends}")
+        return starts, ends
 
     # --- events -----------------------------------------------------------
 
     def before_fit(self) -> None:
         learn = self.learn
         try:
-            n_batches = len(learn.dls.train)
+            # under DDP each rank draws only its shard of the training set per epoch
+            self._dist = distributed.is_distributed(learn)
+            n_batches = distributed.batches_per_epoch(learn)
             if n_batches == 0:
                 raise ValueError(
                     "the training DataLoader (learn.dls.train) is empty; the range test needs batches"
                 )
-            n_groups = len(learn.opt.param_lists)
-            starts = group_lrs("start_lr", self.start_lr, n_groups)
-            ends = group_lrs("end_lr", self.end_lr, n_groups)
-            if np.any(ends <= starts):
-                raise ValueError(f"end_lr must be > start_lr in every param group, got {starts} and {ends}")
+            starts, ends = self._group_endpoints(len(learn.opt.param_lists))
+            if self.valid_every is not None and (len(learn.dls.loaders) < 2 or len(learn.dls.valid) == 0):
+                raise ValueError(
+                    "valid_every needs a validation DataLoader (learn.dls.valid) with at least one batch"
+                )
         except BaseException:
             self._restore_attached()
             self._detach()
             raise
         self._starts, self._ends = starts, ends
-        self._snapshot = Snapshot(learn)
+        self._snapshot = Snapshot(learn, self.snapshot, vars(self).pop("_loop_state", None))
+        self._pending: list[tuple[float, int]] = []  # (loss, batch size) of the current step's micro-batches
+        self._skipped = False
         self._lrs: list[float] = []
         self._losses: list[float] = []
         self._smoothed: list[float] = []
         self._ema = BiasCorrectedEMA(self.beta)
         self._best = math.inf
         self._stop_reason: str | None = None
-        learn.n_epoch = math.ceil(self.num_it / n_batches)
-        self._install_guard()
+        self._val_lrs: list[float] = []
+        self._val_losses: list[float] = []
+        self._valid_data = self._fixed_valid_batches() if self.valid_every is not None else []
+        learn.n_epoch = self._epochs(n_batches)
 
     def before_batch(self) -> None:
         lrs = range_lr(len(self._lrs), self.num_it, self._starts, self._ends, self.mode)
-        for hyper, lr in zip(self.learn.opt.hypers, lrs, strict=True):
-            hyper["lr"] = float(lr)
+        opt = self.learn.opt
+        # an OptimWrapper's ``hypers`` are copies: its torch optimizer's param groups hold the LR
+        groups = opt.opt.param_groups if isinstance(opt, OptimWrapper) else opt.hypers
+        for group, lr in zip(groups, lrs, strict=True):
+            group["lr"] = float(lr)
 
     def after_loss(self) -> None:
         loss = self.learn.loss
         if loss.numel() != 1:
             raise ValueError(
-                f"the range test needs a scalar loss, got a loss of shape {tuple(loss.shape)}; "
-                "use a loss function that reduces over the batch"
+                f"loss_func must return a scalar loss for the range test, got a loss of shape "
+                f"{tuple(loss.shape)}; use a loss function that reduces over the batch"
             )
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            self._stop("nonfinite")
+        # under DDP every rank must decide from the same loss, so that all stop at the same step;
+        # otherwise the loss stays a tensor until ``after_step``: reading it here would stall a
+        # GPU before the backward pass, a sync fastai's own loop (Recorder, after the step) lacks
+        value = distributed.mean_loss(loss, find_bs(self.learn.yb)) if self._dist else loss.detach()
+        self._pending.append((value, find_bs(self.learn.yb)))
+
+    def after_cancel_step(self) -> None:
+        self._skipped = True  # e.g. MixedPrecision's gradient scaler found inf/NaN gradients
+
+    def after_step(self) -> None:
+        recorded = self._end_step()
+        if recorded and self.valid_every is not None and len(self._lrs) % self.valid_every == 0:
+            self._val_lrs.append(self._lrs[-1])
+            self._val_losses.append(self._valid_loss())
+        if self._stop_reason is not None:
+            raise CancelFitException()
+
+    def _end_step(self) -> bool:
+        """Record the optimizer step just taken; False (nothing recorded) when it was skipped.
+
+        A step's loss is the batch-size-weighted mean of its micro-batches (more
+        than one under ``GradientAccumulation``). A step the optimizer did not
+        take (``CancelStepException``, as MixedPrecision raises when the
+        gradient scaler finds inf/NaN gradients) is not recorded and not
+        counted: the next batch retries the same LR.
+        """
+        pending, self._pending = [(float(v), n) for v, n in self._pending], []
+        skipped, self._skipped = self._skipped, False
+        if any(not math.isfinite(v) for v, _ in pending):
+            self._stop_reason = "nonfinite"
+            return False
+        if skipped or not pending:
+            return False
+        if len(pending) == 1:
+            value = pending[0][0]
+        else:
+            value = sum(v * n for v, n in pending) / sum(n for _, n in pending)
         smoothed = self._ema.update(value)
         self._lrs.append(float(self.learn.opt.hypers[-1]["lr"]))
         self._losses.append(value)
         self._smoothed.append(smoothed)
         if self.stop_div and smoothed > self.diverge_factor * self._best:
-            self._stop("diverged")
+            self._stop_reason = "diverged"
+        elif len(self._lrs) >= self.num_it:
+            self._stop_reason = "completed"
         self._best = min(self._best, smoothed)
-        if len(self._lrs) >= self.num_it:
-            self._stop("completed")
+        return True
+
+    def _epochs(self, n_batches: int) -> int:
+        """Epochs enough for ``num_it`` optimizer steps (of several batches under ``GradientAccumulation``).
+
+        With ``MixedPrecision`` there is room for 64 more batches: its gradient
+        scaler halves the scale at each step it skips, and 64 halvings take
+        any usable initial scale to one that no longer overflows.
+        """
+        learn, per_step = self.learn, 1
+        bs = getattr(learn.dls.train, "bs", None) or 1
+        for cb in learn.cbs:
+            if isinstance(cb, GradientAccumulation):
+                per_step = max(per_step, math.ceil(cb.n_acc / bs))
+        spare = n_batches if per_step > 1 else 0  # a short last batch can delay a step per epoch
+        if any(isinstance(cb, MixedPrecision) for cb in learn.cbs):
+            spare += 64
+        return math.ceil((self.num_it * per_step + spare) / n_batches)
 
     def before_validate(self) -> None:
         raise CancelValidException()
+
+    # --- validation-loss mode --------------------------------------------
+
+    def _fixed_valid_batches(self) -> list:
+        """The first ``valid_batches`` batches of ``learn.dls.valid``, kept for every evaluation.
+
+        Iterating a loader draws from the global RNGs (PyTorch seeds its
+        iterator), so they are put back: the training steps see the random
+        numbers they would have seen without validation.
+        """
+        dl = self.learn.dls.valid
+        rng, rngs = dl.rng, RNGState()
+        try:
+            return list(itertools.islice(dl, self.valid_batches))
+        finally:
+            dl.rng = rng
+            rngs.restore()
+
+    def _valid_loss(self) -> float:
+        """Mean loss over the fixed batches, weighted by batch size; eval mode, no gradient."""
+        learn, model = self.learn, self.learn.model
+        modes = [(m, m.training) for m in model.modules()]
+        # fastai's DistributedDL (DDP) has no n_inp over a plain dataset: guess as Learner._split does
+        n_inp = getattr(learn.dls, "n_inp", max(1, len(self._valid_data[0]) - 1))
+        total, count = 0.0, 0
+        model.eval()
+        try:
+            with torch.no_grad():
+                for b in self._valid_data:
+                    bs = find_bs(b)
+                    total += float(learn.loss_func(model(*b[:n_inp]), *b[n_inp:])) * bs
+                    count += bs
+        finally:
+            for m, mode in modes:
+                m.training = mode
+        return total / count
 
     def after_fit(self) -> None:
         self._finish(self._stop_reason or "interrupted", store=True)
 
     # --- ending -----------------------------------------------------------
 
-    def _stop(self, reason: str) -> None:
-        self._stop_reason = reason
-        raise CancelFitException()
-
-    def _install_guard(self) -> None:
+    def _install_guard(self, learn: Learner) -> None:
         """Catch what escapes a fit (fastai then calls no ``after_fit``) to restore first.
 
-        fastai runs every nested stage (epoch, train, batch, backward, step)
-        through ``learn._with_events``, looked up anew each time, so an instance
-        attribute wraps them all.
+        fastai runs the fit and every nested stage (epoch, train, batch,
+        backward, step) through ``learn._with_events``, looked up anew each
+        time, so an instance attribute set at attach time wraps them all, even
+        another callback's ``before_fit``. A failure before the test began
+        (snapshot not yet taken) still undoes what ``fit`` did and detaches.
         """
-        learn = self.learn
+        guard = getattr(self, "_guard", None)
+        if guard is not None and vars(learn).get("_with_events") is guard:
+            return
         inner = learn._with_events
 
-        def guarded(*args, **kwargs):
+        def guarded(f, event_type, *args, **kwargs):
+            if event_type == "fit" and self._snapshot is None:
+                # before any callback's before_fit (TrainEvalCallback resets the counters)
+                object.__setattr__(self, "_loop_state", loop_state(learn))
             try:
-                return inner(*args, **kwargs)
+                return inner(f, event_type, *args, **kwargs)
             except _CANCELS:
                 raise
             except BaseException as e:
                 if self._snapshot is not None:
                     self._finish("interrupted", store=isinstance(e, KeyboardInterrupt))
+                elif event_type == "fit" and self.learn is learn and self in learn.cbs:
+                    try:
+                        self._restore_attached()
+                    finally:
+                        self._detach()
                 raise
 
+        object.__setattr__(self, "_guard", guarded)
         learn._with_events = guarded
+
+    def _remove_guard(self, learn: Learner) -> None:
+        guard = getattr(self, "_guard", None)
+        if guard is not None and vars(learn).get("_with_events") is guard:
+            del learn._with_events
 
     def _result(self, reason: str) -> RangeResult:
         meta = {
@@ -253,16 +434,21 @@ class LRRange(Callback):
             "diverge_factor": self.diverge_factor,
             "stop_div": self.stop_div,
         }
-        return RangeResult(self._lrs, self._losses, self._smoothed, reason, meta)
+        if self.valid_every is not None:
+            meta.update(valid_every=self.valid_every, valid_batches=len(self._valid_data))
+        return RangeResult(
+            self._lrs, self._losses, self._smoothed, reason, meta,
+            self._val_lrs, self._val_losses, self.suggest_from,
+        )
 
     def _finish(self, reason: str, store: bool) -> None:
         """Restore the learner, optionally store the result, detach. Runs once."""
         learn = self.learn
         try:
+            if store and getattr(self, "_pending", None):
+                self._end_step()  # an interrupted step's loss was measured: keep it on the curve
             result = self._result(reason) if store else None
             snapshot, self._snapshot = self._snapshot, None
-            if "_with_events" in vars(learn):
-                del learn._with_events
             if snapshot is not None:
                 snapshot.restore()
             self._restore_attached()
@@ -303,17 +489,222 @@ def range_test(
     stop_div: bool = True,
     diverge_factor: float = 4.0,
     show_plot: bool = True,
+    valid_every: int | None = None,
+    valid_batches: int = 4,
+    suggest_from: str = "train",
+    repeats: int = 1,
+    reinit: bool = False,
+    seed: int = 0,
+    wds: Sequence[float] | None = None,
+    snapshot: str = "memory",
 ) -> RangeResult:
     """Run an LR range test (see ``LRRange``) and return its ``RangeResult``.
 
-    The learner is left as it was; ``show_plot`` draws ``result.plot()``.
+    The learner is left as it was; ``show_plot`` draws ``result.plot()`` (on
+    rank 0 only under distributed training). ``repeats`` > 1 or ``reinit``
+    run several tests (``lrrange.multi.repeated_test``, returning a
+    ``RepeatedResult``); ``wds`` runs one per weight decay
+    (``lrrange.multi.wd_sweep``, returning a ``SweepResult``); ``seed`` sets
+    those runs' batch orders (and fresh weights). ``snapshot="disk"`` keeps
+    the saved state in a temporary file instead of memory (see ``LRRange``).
     """
-    cb = LRRange(start_lr, end_lr, num_it, mode, beta, stop_div, diverge_factor)
-    with self.no_logging():
-        self.fit(1, cbs=cb)
-    if show_plot:
-        cb.result.plot()
-    return cb.result
+    kwargs = dict(
+        start_lr=start_lr, end_lr=end_lr, num_it=num_it, mode=mode, beta=beta, stop_div=stop_div,
+        diverge_factor=diverge_factor, valid_every=valid_every, valid_batches=valid_batches,
+        suggest_from=suggest_from, snapshot=snapshot,
+    )
+    multi.check_repeats(repeats, reinit, seed)
+    if wds is not None or repeats != 1 or reinit:
+        if wds is not None:
+            result = multi.wd_sweep(self, wds, repeats, reinit, seed, **kwargs)
+        else:
+            result = multi.repeated_test(self, repeats, reinit, seed, **kwargs)
+    else:
+        cb = LRRange(**kwargs)
+        with self.no_logging():
+            self.fit(1, cbs=cb)
+        result = cb.result
+    if show_plot and distributed.is_rank0():
+        result.plot()
+    return result
 
 
 Learner.range_test = range_test
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _check_mom(name: str, value: Any) -> None:
+    if not _is_real(value) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+
+
+def _from_range_test(learn: Learner, arg: str, attr: str, index: int | None = None) -> float:
+    """The LR an argument left as ``None`` takes from ``learn.range_result``; a ValueError if none fits."""
+    result = getattr(learn, "range_result", None)
+    if result is None:
+        raise ValueError(
+            f"{arg} is None and the learner has no range test result yet: run LRRange first "
+            f"(learn.range_test() or learn.fit(1, cbs=LRRange())) or pass {arg}"
+        )
+    value = getattr(result, attr, None)
+    where = f"learn.range_result.{attr}"
+    if index is not None and value is not None:
+        value, where = value[index], f"{where}[{index}]"
+    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{arg} is None but {where} is {value!r}, not a finite LR > 0; pass {arg}")
+    return float(value)
+
+
+class _Schedule(ParamScheduler):
+    """A fastai ``ParamScheduler`` whose schedules are built from the learner at each ``before_fit``.
+
+    The parent sets the hypers every training batch, records the last param
+    group's values in ``self.hps`` and hands them to ``learn.recorder.hps``
+    after the fit, so ``learn.recorder.plot_sched()`` draws the schedule. While
+    a range test (``LRRange`` or fastai's ``lr_find``) runs in the same fit the
+    schedule stands aside.
+    """
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    def _schedules(self, n_groups: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def before_fit(self) -> None:
+        if any(isinstance(cb, (LRRange, LRFinder)) for cb in self.learn.cbs):
+            self.run = False  # fastai sets ``run`` back to True after the fit
+            return
+        self.scheds = self._schedules(len(self.learn.opt.param_lists))
+        super().before_fit()
+
+
+class OneCycle(_Schedule):
+    """Smith's one-cycle policy (Smith, 2018), scheduled as fastai's ``fit_one_cycle`` does.
+
+    ``learn.fit(n, cbs=OneCycle(lr_max, div, div_final, pct_start, moms))`` sets,
+    every training batch at fraction ``pct`` of the fit, LR
+    ``one_cycle(pct, lr_max/div, lr_max, lr_max/div_final, pct_start)`` and
+    ``mom`` (Adam's beta1 in fastai; fastai's ``SGD`` uses it only when made
+    with ``mom > 0``) ``one_cycle(pct, *moms, pct_start)``: the LR and momentum
+    trace of ``learn.fit_one_cycle(n, lr_max, ...)`` bit for bit, momentum
+    falling as the LR rises. ``lr_max=None`` takes
+    ``learn.range_result.suggestion`` at the start of each fit; a slice or a
+    sequence gives each param group its own peak, as ``fit_one_cycle`` does.
+    """
+
+    def __init__(
+        self,
+        lr_max: LRSpec | None = None,
+        div: float = 25.0,
+        div_final: float = 1e5,
+        pct_start: float = 0.25,
+        moms: tuple[float, float, float] = (0.95, 0.85, 0.95),
+    ):
+        super().__init__()
+        if lr_max is not None:
+            _check_lr_spec("lr_max", lr_max)
+        _check_positive("div", div)
+        _check_positive("div_final", div_final)
+        if not _is_real(pct_start) or not 0.0 < pct_start < 1.0:
+            raise ValueError(f"pct_start must be a number in (0, 1), got {pct_start!r}")
+        if not isinstance(moms, (tuple, list)) or len(moms) != 3:
+            raise ValueError(
+                f"moms must be a 3-tuple (start, middle, end) of momentums in [0, 1), got {moms!r}"
+            )
+        for m in moms:
+            _check_mom("moms", m)
+        self.lr_max, self.div, self.div_final = lr_max, float(div), float(div_final)
+        self.pct_start = float(pct_start)
+        self.moms = tuple(float(m) for m in moms)
+
+    def _schedules(self, n_groups: int) -> dict[str, Any]:
+        spec = _from_range_test(self.learn, "lr_max", "suggestion") if self.lr_max is None else self.lr_max
+        peak = group_lrs("lr_max", spec, n_groups)
+        start, end, moms, pct_start = peak / self.div, peak / self.div_final, self.moms, self.pct_start
+        return {  # partials, not lambdas, so that ``learn.export()`` can pickle the callback
+            "lr": partial(one_cycle, start=start, peak=peak, end=end, pct_start=pct_start),
+            "mom": partial(one_cycle, start=moms[0], peak=moms[1], end=moms[2], pct_start=pct_start),
+        }
+
+
+class Cyclical(_Schedule):
+    """Smith's cyclical learning rates (Smith, 2017): ``triangular``, ``triangular2`` or ``exp_range``.
+
+    Every training batch ``t`` of a fit (counted from 0: each fit starts a new cycle) gets
+    LR ``cyclical(t, base_lr, max_lr, step_size, mode, gamma)``, the trace of
+    ``torch.optim.lr_scheduler.CyclicLR(step_size_up=step_size)``; with
+    ``cycle_momentum`` the ``mom`` hyper (Adam's beta1; fastai's ``SGD`` uses it
+    only when made with ``mom > 0``) cycles inversely, from ``max_mom`` down to
+    ``base_mom`` at the LR's peak.
+
+    Defaults. A bound left as ``None`` comes from ``learn.range_result.bounds``
+    (rule in ``lrrange.suggest.bounds``, after Smith: ``max_lr`` where the smoothed
+    loss stops falling, 90% of the way down its main fall; ``base_lr`` where it
+    starts falling, 10% of the way down, but at least ``max_lr / 4``).
+    ``step_size=None`` is two epochs of iterations per half cycle (the low end
+    of Smith's 2 to 10), shortened to half the fit when the fit has fewer than
+    four epochs, so at least one whole cycle, up and back down, fits in it.
+    Bounds may be slices or per-group sequences.
+    """
+
+    def __init__(
+        self,
+        base_lr: LRSpec | None = None,
+        max_lr: LRSpec | None = None,
+        step_size: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+        cycle_momentum: bool = True,
+        base_mom: float = 0.85,
+        max_mom: float = 0.95,
+    ):
+        super().__init__()
+        for name, value in (("base_lr", base_lr), ("max_lr", max_lr)):
+            if value is not None:
+                _check_lr_spec(name, value)
+        if _is_real(base_lr) and _is_real(max_lr) and base_lr >= max_lr:
+            raise ValueError(f"base_lr must be < max_lr, got base_lr={base_lr!r}, max_lr={max_lr!r}")
+        if step_size is not None and (
+            isinstance(step_size, bool) or not isinstance(step_size, Integral) or step_size < 1
+        ):
+            raise ValueError(f"step_size must be an integer >= 1 (or None), got {step_size!r}")
+        if mode not in CYCLICAL_MODES:
+            raise ValueError(f"mode must be one of {CYCLICAL_MODES}, got {mode!r}")
+        _check_positive("gamma", gamma)
+        if not isinstance(cycle_momentum, bool):
+            raise ValueError(f"cycle_momentum must be True or False, got {cycle_momentum!r}")
+        _check_mom("base_mom", base_mom)
+        _check_mom("max_mom", max_mom)
+        self.base_lr, self.max_lr, self.mode, self.gamma = base_lr, max_lr, mode, float(gamma)
+        self.step_size = None if step_size is None else int(step_size)
+        self.cycle_momentum, self.base_mom, self.max_mom = cycle_momentum, float(base_mom), float(max_mom)
+
+    def _schedules(self, n_groups: int) -> dict[str, Any]:
+        learn = self.learn
+        specs = [
+            _from_range_test(learn, name, "bounds", i) if spec is None else spec
+            for i, (name, spec) in enumerate((("base_lr", self.base_lr), ("max_lr", self.max_lr)))
+        ]
+        base, peak = group_lrs("base_lr", specs[0], n_groups), group_lrs("max_lr", specs[1], n_groups)
+        if np.any(base >= peak):
+            raise ValueError(
+                f"base_lr must be < max_lr in every param group, got base_lr={base.tolist()}, "
+                f"max_lr={peak.tolist()}"
+            )
+        step = self.step_size
+        if step is None:
+            n_batches = distributed.batches_per_epoch(learn)  # this rank's shard under DDP
+            step = max(1, min(2 * n_batches, learn.n_epoch * n_batches // 2))
+        cycle = partial(cyclical, step_size=step, mode=self.mode, gamma=self.gamma)
+        scheds = {"lr": partial(cycle, start=base, peak=peak)}
+        if self.cycle_momentum:
+            scheds["mom"] = partial(cycle, start=self.max_mom, peak=self.base_mom)
+        return scheds
+
+    def before_batch(self) -> None:
+        self._update_val(self.train_iter)

@@ -42,9 +42,8 @@ def demo(out: str = "lr_range.png", epochs: int = 5, num_it: int = 100, seed: in
     import matplotlib
 
     matplotlib.use("Agg")
-    import fastai.callback.schedule  # noqa: F401  (fit_one_cycle)
 
-    import lrrange  # noqa: F401  (Learner.range_test)
+    from lrrange import OneCycle
 
     learn = digits_learner(seed)
     res = learn.range_test(num_it=num_it, show_plot=False)
@@ -55,7 +54,7 @@ def demo(out: str = "lr_range.png", epochs: int = 5, num_it: int = 100, seed: in
     res.plot().savefig(out, dpi=110, bbox_inches="tight")
     print(f"plot written to {out}")
     with learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(epochs, res.suggestion)
+        learn.fit(epochs, cbs=OneCycle())  # lr_max = res.suggestion
     acc = float(learn.recorder.values[-1][2])
     print(f"one-cycle, {epochs} epochs at {res.suggestion:.3g}: validation accuracy {acc:.4f}")
     return acc

@@ -83,8 +83,13 @@ class RangeResult:
 
     @cached_property
     def suggestions(self) -> dict[str, float]:
-        """Every suggestion rule's pick, by name (see ``lrrange.suggest``)."""
-        return suggest.suggest_all(*self._curve())
+        """Every suggestion rule's pick, by name (see ``lrrange.suggest``).
+
+        fastai's rules read the window ``lr_find`` reads, which depends on the
+        number of steps asked for (``meta["num_it"]``), not only on those run.
+        """
+        num_it = None if self.suggest_from == "valid" else self.meta.get("num_it")
+        return suggest.suggest_all(*self._curve(), num_it=num_it)
 
     @cached_property
     def val_suggestions(self) -> dict[str, float]:
@@ -136,7 +141,8 @@ class RangeResult:
                         label=f"{name}{' (suggestion)' if default else ''}: {lr:.2e}",
                     )
         if len(self):
-            lo = float(min(self.losses.min(), self.smoothed.min()))
+            val = self.val_losses[np.isfinite(self.val_losses)]
+            lo = float(min(self.losses.min(), self.smoothed.min(), val.min() if len(val) else np.inf))
             hi = float(self.smoothed.max())
             pad = 0.05 * (hi - lo) or 0.05 * abs(hi) or 0.05
             ax.set_ylim(lo - pad, hi + pad)  # the raw divergence spike would flatten the curve

@@ -23,20 +23,28 @@ class BiasCorrectedEMA:
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"beta must be in [0, 1), got {beta!r}")
         self.beta = float(beta)
-        self.avg = 0.0
+        self.value = 0.0
         self.t = 0
 
     def update(self, loss: float) -> float:
+        """Add one loss; return ``smoothed_t``.
+
+        Computed in the equivalent form ``s_t = s_{t-1} + w_t * (loss - s_{t-1})``
+        with ``w_t = (1 - beta) / (1 - beta**t)``, so that ``w_1 == 1`` exactly:
+        the first smoothed value is the first loss and a constant loss stays
+        exactly constant (``avg / (1 - beta**t)`` misses both by rounding).
+        """
         self.t += 1
-        self.avg = self.beta * self.avg + (1.0 - self.beta) * float(loss)
-        return self.avg / (1.0 - self.beta**self.t)
+        weight = (1.0 - self.beta) / (1.0 - self.beta**self.t)
+        self.value += weight * (float(loss) - self.value)
+        return self.value
 
 
 def ema(losses: ArrayLike, beta: float = 0.98) -> np.ndarray:
     """Bias-corrected EMA of a whole loss sequence (same values as the streaming form).
 
     >>> ema([1.0, 3.0], beta=0.5).tolist()
-    [1.0, 2.3333333333333335]
+    [1.0, 2.333333333333333]
     """
     smoother = BiasCorrectedEMA(beta)
     return np.array([smoother.update(x) for x in np.asarray(losses, dtype=float)], dtype=float)

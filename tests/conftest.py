@@ -20,6 +20,9 @@ from torch import nn
 
 import lrrange  # noqa: F401  (patches Learner.range_test)
 
+# The models here are tiny: one thread is faster than two and keeps 2-core CI machines responsive.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def digits_arrays():
