@@ -28,6 +28,7 @@ from fastai.callback.core import (
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.schedule import LRFinder, ParamScheduler
 from fastai.callback.training import GradientAccumulation
+from fastai.imports import noop  # fastai compares loggers with its own noop
 from fastai.learner import Learner
 from fastai.optimizer import OptimWrapper
 from fastai.torch_core import even_mults, find_bs
@@ -259,6 +260,7 @@ class LRRange(Callback):
         self._val_losses: list[float] = []
         self._valid_data = self._fixed_valid_batches() if self.valid_every is not None else []
         learn.n_epoch = self._epochs(n_batches)
+        learn.logger = noop  # no per-epoch table rows for a test's epochs; the guard puts it back
 
     def before_batch(self) -> None:
         lrs = range_lr(len(self._lrs), self.num_it, self._starts, self._ends, self.mode)
@@ -399,6 +401,7 @@ class LRRange(Callback):
         inner = learn._with_events
 
         def guarded(f, event_type, *args, **kwargs):
+            logger = learn.logger
             if event_type == "fit" and self._snapshot is None:
                 # before any callback's before_fit (TrainEvalCallback resets the counters)
                 object.__setattr__(self, "_loop_state", loop_state(learn))
@@ -415,6 +418,9 @@ class LRRange(Callback):
                     finally:
                         self._detach()
                 raise
+            finally:
+                if event_type == "fit":  # muted in before_fit; after every callback's after_fit
+                    learn.logger = logger
 
         object.__setattr__(self, "_guard", guarded)
         learn._with_events = guarded

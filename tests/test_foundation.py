@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback
 from fastai.data.core import DataLoaders
 from torch import nn
 
@@ -366,3 +367,17 @@ def test_demo_writes_plot_and_trains(tmp_path, capsys):
 
 def test_package_exports():
     assert {"LRRange", "RangeResult"} <= set(lrrange.__all__)
+
+
+def test_no_epoch_rows_logged_during_the_test_and_logger_restored(make_learner):
+    learn = make_learner(n_train=256, bs=64)  # 4 batches an epoch: the test spans several epochs
+    learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])  # rows go to the logger
+    rows: list = []
+    learn.logger = rows.append
+    learn.add_cb(LRRange(num_it=20, end_lr=1e-1))
+    learn.fit(1)
+    assert len(learn.range_result) == 20
+    assert rows == []
+    assert learn.logger == rows.append
+    learn.fit(1, lr=1e-3)
+    assert len(rows) >= 1  # a normal fit logs again
