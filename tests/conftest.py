@@ -67,3 +67,17 @@ def make_learner(digits_arrays):
         return digits_learner(digits_arrays, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def quiet_learner(make_learner):
+    """Factory of quiet learners (no bar, no log): MLP on digits, 5 batches an epoch, two param groups."""
+    from support import two_groups
+
+    def make(**kwargs) -> Learner:
+        learn = make_learner(n_train=320, hidden=16, splitter=two_groups, **kwargs)
+        learn.no_bar().__enter__()
+        learn.no_logging().__enter__()
+        return learn
+
+    return make

@@ -10,42 +10,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from fastai.callback.core import Callback
 from fastai.optimizer import SGD
-from fastai.torch_core import params
+from support import HyperTrace
 
 from lrrange import Cyclical, RangeResult
 from lrrange.schedules import cyclical
-
-
-def two_groups(model):
-    return [params(model[0]), params(model[2])]
-
-
-class HyperTrace(Callback):
-    """Every param group's ``lr`` and ``mom`` at each optimizer step."""
-
-    order = 100
-
-    def before_fit(self):
-        self.trace = {"lr": [], "mom": []}
-
-    def before_step(self):
-        for key, values in self.trace.items():
-            values.append([h[key] for h in self.learn.opt.hypers])
-
-
-@pytest.fixture
-def quiet(make_learner):
-    """A quiet learner: MLP on digits, 5 batches an epoch, two param groups."""
-
-    def make(**kwargs):
-        learn = make_learner(n_train=320, hidden=16, splitter=two_groups, **kwargs)
-        learn.no_bar().__enter__()
-        learn.no_logging().__enter__()
-        return learn
-
-    return make
 
 
 def torch_trace(n, base_lr, max_lr, step_size, mode="triangular", gamma=1.0, base_mom=0.85, max_mom=0.95):
@@ -70,8 +39,8 @@ def torch_trace(n, base_lr, max_lr, step_size, mode="triangular", gamma=1.0, bas
     ("mode", "gamma", "attach"),
     [("triangular", 1.0, "cbs"), ("triangular2", 1.0, "add_cb"), ("exp_range", 0.9, "cbs")],
 )
-def test_trace_equals_torch_cycliclr(quiet, mode, gamma, attach):
-    learn, trace = quiet(), HyperTrace()
+def test_trace_equals_torch_cycliclr(quiet_learner, mode, gamma, attach):
+    learn, trace = quiet_learner(), HyperTrace()
     base, peak = [1e-4, 1e-3], [1e-3, 1e-2]
     cb = Cyclical(base, peak, step_size=2, mode=mode, gamma=gamma, base_mom=0.8, max_mom=0.93)
     if attach == "cbs":
@@ -95,23 +64,23 @@ def test_scalar_bounds_on_one_param_group(make_learner):
     np.testing.assert_allclose(trace.trace["mom"], want_mom, rtol=1e-12)
 
 
-def test_fastai_sgd_momentum_cycles_like_torch(quiet):
-    learn, trace = quiet(opt_func=partial(SGD, mom=0.9)), HyperTrace()
+def test_fastai_sgd_momentum_cycles_like_torch(quiet_learner):
+    learn, trace = quiet_learner(opt_func=partial(SGD, mom=0.9)), HyperTrace()
     learn.fit(2, cbs=[Cyclical(1e-2, 1e-1, step_size=3), trace])
     want_lr, want_mom = torch_trace(10, [1e-2, 1e-2], [1e-1, 1e-1], 3)
     np.testing.assert_allclose(trace.trace["lr"], want_lr, rtol=1e-12)
     np.testing.assert_allclose(trace.trace["mom"], want_mom, rtol=1e-12)
 
 
-def test_without_cycle_momentum_mom_is_left_alone(quiet):
-    learn, trace = quiet(), HyperTrace()
+def test_without_cycle_momentum_mom_is_left_alone(quiet_learner):
+    learn, trace = quiet_learner(), HyperTrace()
     learn.fit(1, cbs=[Cyclical(1e-3, 1e-2, step_size=2, cycle_momentum=False), trace])
     assert np.all(np.array(trace.trace["mom"]) == 0.9)  # fastai Adam's default
     assert set(learn.recorder.hps) == {"lr"}
 
 
-def test_bounds_default_to_the_range_test(quiet):
-    learn = quiet()
+def test_bounds_default_to_the_range_test(quiet_learner):
+    learn = quiet_learner()
     res = learn.range_test(num_it=20, show_plot=False)
     base, peak = res.bounds
     assert 0 < base < peak
@@ -125,15 +94,15 @@ def test_bounds_default_to_the_range_test(quiet):
 
 
 @pytest.mark.parametrize(("epochs", "step_size"), [(1, 2), (3, 7), (5, 10)])
-def test_default_step_size_is_two_epochs_or_half_the_fit(quiet, epochs, step_size):
-    learn, trace = quiet(), HyperTrace()
+def test_default_step_size_is_two_epochs_or_half_the_fit(quiet_learner, epochs, step_size):
+    learn, trace = quiet_learner(), HyperTrace()
     learn.fit(epochs, cbs=[Cyclical(1e-3, 1e-2, cycle_momentum=False), trace])
     want = [cyclical(t, 1e-3, 1e-2, step_size) for t in range(5 * epochs)]
     np.testing.assert_allclose(np.array(trace.trace["lr"])[:, -1], want, rtol=1e-12)
 
 
-def test_records_the_schedule_for_plot_sched(quiet):
-    learn = quiet()
+def test_records_the_schedule_for_plot_sched(quiet_learner):
+    learn = quiet_learner()
     cb = Cyclical(1e-3, 1e-2, step_size=2)
     learn.fit(2, cbs=cb)
     hps = learn.recorder.hps
@@ -192,8 +161,8 @@ def test_rejects_bad_arguments(kwargs, name):
         (None, {"base_lr": [1e-4] * 3, "max_lr": 1e-2}, "base_lr has 3 values"),
     ],
 )
-def test_rejects_what_the_learner_cannot_give(quiet, range_result, kwargs, match):
-    learn = quiet()
+def test_rejects_what_the_learner_cannot_give(quiet_learner, range_result, kwargs, match):
+    learn = quiet_learner()
     if range_result is not None:
         learn.range_result = range_result
     before = [p.detach().clone() for p in learn.model.parameters()]

@@ -11,41 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from fastai.callback.core import Callback
 from fastai.optimizer import SGD
-from fastai.torch_core import params
+from support import HyperTrace
 
 from lrrange import OneCycle, RangeResult
-
-
-def two_groups(model):
-    return [params(model[0]), params(model[2])]
-
-
-class HyperTrace(Callback):
-    """Every param group's ``lr`` and ``mom`` at each optimizer step."""
-
-    order = 100
-
-    def before_fit(self):
-        self.trace = {"lr": [], "mom": []}
-
-    def before_step(self):
-        for key, values in self.trace.items():
-            values.append([h[key] for h in self.learn.opt.hypers])
-
-
-@pytest.fixture
-def twins(make_learner):
-    """Two identical quiet learners (MLP on digits, 5 batches an epoch, two param groups)."""
-
-    def make(**kwargs):
-        learn = make_learner(n_train=320, hidden=16, splitter=two_groups, **kwargs)
-        learn.no_bar().__enter__()
-        learn.no_logging().__enter__()
-        return learn
-
-    return make
 
 
 def assert_same_trace(ours: HyperTrace, fastai_: HyperTrace):
@@ -67,8 +36,8 @@ def assert_same_trace(ours: HyperTrace, fastai_: HyperTrace):
         (5e-3, {"div": 10.0, "div_final": 1e4, "pct_start": 0.4, "moms": (0.9, 0.8, 0.92)}, "cbs"),
     ],
 )
-def test_trace_equals_fit_one_cycle(twins, lr_max, kwargs, attach):
-    ref, learn = twins(), twins()
+def test_trace_equals_fit_one_cycle(quiet_learner, lr_max, kwargs, attach):
+    ref, learn = quiet_learner(), quiet_learner()
     ref_trace, trace = HyperTrace(), HyperTrace()
     ref.fit_one_cycle(2, lr_max, cbs=ref_trace, **kwargs)
     cb = OneCycle(lr_max, **kwargs)
@@ -95,9 +64,9 @@ def test_single_param_group_equals_fit_one_cycle(make_learner):
     assert_same_trace(trace, ref_trace)
 
 
-def test_fastai_sgd_with_momentum_equals_fit_one_cycle(twins):
+def test_fastai_sgd_with_momentum_equals_fit_one_cycle(quiet_learner):
     sgd = partial(SGD, mom=0.9)
-    ref, learn = twins(opt_func=sgd), twins(opt_func=sgd)
+    ref, learn = quiet_learner(opt_func=sgd), quiet_learner(opt_func=sgd)
     ref_trace, trace = HyperTrace(), HyperTrace()
     ref.fit_one_cycle(2, 0.1, cbs=ref_trace)
     learn.fit(2, cbs=[OneCycle(0.1), trace])
@@ -105,8 +74,8 @@ def test_fastai_sgd_with_momentum_equals_fit_one_cycle(twins):
     assert np.ptp(np.array(trace.trace["mom"])) > 0.09  # momentum swings from 0.95 to near 0.85
 
 
-def test_lr_max_defaults_to_the_range_test_suggestion(twins):
-    learn, ref = twins(), twins()
+def test_lr_max_defaults_to_the_range_test_suggestion(quiet_learner):
+    learn, ref = quiet_learner(), quiet_learner()
     res = learn.range_test(num_it=20, show_plot=False)
     assert np.isfinite(res.suggestion)
     trace, ref_trace = HyperTrace(), HyperTrace()
@@ -115,8 +84,8 @@ def test_lr_max_defaults_to_the_range_test_suggestion(twins):
     assert_same_trace(trace, ref_trace)
 
 
-def test_stands_aside_while_a_range_test_runs(twins):
-    learn = twins()
+def test_stands_aside_while_a_range_test_runs(quiet_learner):
+    learn = quiet_learner()
     learn.add_cb(OneCycle(1e-2))
     res = learn.range_test(start_lr=1e-6, end_lr=1.0, num_it=12, stop_div=False, show_plot=False)
     np.testing.assert_allclose(res.lrs, np.geomspace(1e-6, 1.0, 12)[: len(res.lrs)], rtol=1e-9)
@@ -125,16 +94,16 @@ def test_stands_aside_while_a_range_test_runs(twins):
     assert max(np.array(trace.trace["lr"])[:, -1]) == pytest.approx(1e-2, rel=0.05)
 
 
-def test_stands_aside_while_fastai_lr_find_runs(twins, tmp_path):
-    learn = twins()
+def test_stands_aside_while_fastai_lr_find_runs(quiet_learner, tmp_path):
+    learn = quiet_learner()
     learn.path = tmp_path  # lr_find saves the model under learn.path/models
     learn.add_cb(OneCycle())  # no range result yet: would raise if it acted
     learn.lr_find(start_lr=1e-6, end_lr=1.0, num_it=10, stop_div=False, show_plot=False)
     np.testing.assert_allclose(learn.recorder.lrs, np.geomspace(1e-6, 1.0, 11)[:10], rtol=1e-6)
 
 
-def test_records_the_schedule_for_plot_sched(twins):
-    learn = twins()
+def test_records_the_schedule_for_plot_sched(quiet_learner):
+    learn = quiet_learner()
     cb = OneCycle(1e-2)
     learn.fit(2, cbs=cb)
     hps = learn.recorder.hps
@@ -199,8 +168,8 @@ def _weights(learn):
         (None, [1e-3, 1e-2, 1e-1], "lr_max has 3 values"),
     ],
 )
-def test_rejects_what_the_learner_cannot_give(twins, range_result, lr_max, match):
-    learn = twins()
+def test_rejects_what_the_learner_cannot_give(quiet_learner, range_result, lr_max, match):
+    learn = quiet_learner()
     if range_result is not None:
         learn.range_result = range_result
     before = _weights(learn)
