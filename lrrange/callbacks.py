@@ -195,6 +195,14 @@ class LRRange(Callback):
         self.result: RangeResult | None = None
         self._snapshot: Snapshot | None = None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # fastai's Callback.__setattr__ looks every name up on the learner (a failing getattr
+        # chain) to warn about shadowing; the private per-step state skips that cost
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     # fastai attaches a callback by setting ``cb.learn``; this is the one moment
     # before ``fit`` creates an optimizer or sets its LR, so note what it was.
     @property
@@ -247,8 +255,13 @@ class LRRange(Callback):
             self._detach()
             raise
         self._starts, self._ends = starts, ends
+        # the whole schedule as Python floats up front: NumPy calls in the per-step path cost ~2%
+        self._lr_table = [
+            np.atleast_1d(range_lr(i, self.num_it, starts, ends, self.mode)).tolist()
+            for i in range(self.num_it)
+        ]
         self._snapshot = Snapshot(learn, self.snapshot, vars(self).pop("_loop_state", None))
-        self._pending: list[tuple[float, int]] = []  # (loss, batch size) of the current step's micro-batches
+        self._pending: list[tuple[Any, Any]] = []  # (loss, targets) of the current step's micro-batches
         self._skipped = False
         self._lrs: list[float] = []
         self._losses: list[float] = []
@@ -263,12 +276,12 @@ class LRRange(Callback):
         learn.logger = noop  # no per-epoch table rows for a test's epochs; the guard puts it back
 
     def before_batch(self) -> None:
-        lrs = range_lr(len(self._lrs), self.num_it, self._starts, self._ends, self.mode)
+        lrs = self._lr_table[min(len(self._lrs), self.num_it - 1)]
         opt = self.learn.opt
         # an OptimWrapper's ``hypers`` are copies: its torch optimizer's param groups hold the LR
         groups = opt.opt.param_groups if isinstance(opt, OptimWrapper) else opt.hypers
         for group, lr in zip(groups, lrs, strict=True):
-            group["lr"] = float(lr)
+            group["lr"] = lr
 
     def after_loss(self) -> None:
         loss = self.learn.loss
@@ -280,8 +293,9 @@ class LRRange(Callback):
         # under DDP every rank must decide from the same loss, so that all stop at the same step;
         # otherwise the loss stays a tensor until ``after_step``: reading it here would stall a
         # GPU before the backward pass, a sync fastai's own loop (Recorder, after the step) lacks
-        value = distributed.mean_loss(loss, find_bs(self.learn.yb)) if self._dist else loss.detach()
-        self._pending.append((value, find_bs(self.learn.yb)))
+        yb = self.learn.yb  # its batch size is needed only to weight several micro-batches
+        value = distributed.mean_loss(loss, find_bs(yb)) if self._dist else loss.detach()
+        self._pending.append((value, yb))
 
     def after_cancel_step(self) -> None:
         self._skipped = True  # e.g. MixedPrecision's gradient scaler found inf/NaN gradients
@@ -313,7 +327,8 @@ class LRRange(Callback):
         if len(pending) == 1:
             value = pending[0][0]
         else:
-            value = sum(v * n for v, n in pending) / sum(n for _, n in pending)
+            sizes = [find_bs(yb) for _, yb in pending]
+            value = sum(v * n for (v, _), n in zip(pending, sizes, strict=True)) / sum(sizes)
         smoothed = self._ema.update(value)
         self._lrs.append(float(self.learn.opt.hypers[-1]["lr"]))
         self._losses.append(value)
