@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections.abc import Sequence
 from functools import partial
 from numbers import Integral, Real
@@ -142,6 +143,12 @@ class LRRange(Callback):
     same batches each time, eval mode, no gradient) into ``result.val_lrs`` /
     ``result.val_losses``; ``suggest_from="valid"`` bases the suggestions on
     that curve.
+
+    Repeated tests in one fit: ``repeats=k`` runs k tests from the same
+    starting weights, run ``i`` with the batch order of ``random.Random(seed + i)``
+    (and, with ``reinit``, fresh weights after ``torch.manual_seed(seed + i)``);
+    the result is then a ``multi.RepeatedResult``, the same as
+    ``learn.range_test(repeats=k, reinit=..., seed=...)`` gives.
     """
 
     order = -10  # before Recorder (50) resets its history and before any LR scheduler
@@ -161,9 +168,13 @@ class LRRange(Callback):
         valid_batches: int = 4,
         suggest_from: str = "train",
         snapshot: str = "memory",
+        repeats: int = 1,
+        reinit: bool = False,
+        seed: int = 0,
     ):
         super().__init__()
         check_snapshot_mode(snapshot)
+        multi.check_repeats(repeats, reinit, seed)
         _check_lr_spec("start_lr", start_lr)
         _check_lr_spec("end_lr", end_lr)
         if isinstance(num_it, bool) or not isinstance(num_it, Integral) or num_it < 2:
@@ -192,7 +203,8 @@ class LRRange(Callback):
         self.valid_every = None if valid_every is None else int(valid_every)
         self.valid_batches, self.suggest_from = int(valid_batches), suggest_from
         self.snapshot = snapshot
-        self.result: RangeResult | None = None
+        self.repeats, self.reinit, self.seed = int(repeats), reinit, int(seed)
+        self.result: RangeResult | multi.RepeatedResult | None = None
         self._snapshot: Snapshot | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -261,6 +273,25 @@ class LRRange(Callback):
             for i in range(self.num_it)
         ]
         self._snapshot = Snapshot(learn, self.snapshot, vars(self).pop("_loop_state", None))
+        self._valid_data = self._fixed_valid_batches() if self.valid_every is not None else []
+        self._runs: list[RangeResult] = []
+        self._start_run()
+        # a run needs at most ``_epochs`` epochs and each later run starts at an epoch boundary
+        learn.n_epoch = self._epochs(n_batches) * self.repeats
+        learn.logger = noop  # no per-epoch table rows for a test's epochs; the guard puts it back
+
+    @property
+    def _repeated(self) -> bool:
+        """Several runs (or one from fresh weights), read as one ``multi.RepeatedResult``."""
+        return self.repeats > 1 or self.reinit
+
+    def _start_run(self) -> None:
+        """Fresh per-run state; in repeated mode also run ``i``'s batch order (and fresh weights).
+
+        Run ``i`` draws its batch order from ``random.Random(seed + i)`` and,
+        with ``reinit``, its weights after ``torch.manual_seed(seed + i)``: the
+        same curves as ``learn.range_test(repeats=..., reinit=..., seed=...)``.
+        """
         self._pending: list[tuple[Any, Any]] = []  # (loss, targets) of the current step's micro-batches
         self._skipped = False
         self._lrs: list[float] = []
@@ -271,9 +302,11 @@ class LRRange(Callback):
         self._stop_reason: str | None = None
         self._val_lrs: list[float] = []
         self._val_losses: list[float] = []
-        self._valid_data = self._fixed_valid_batches() if self.valid_every is not None else []
-        learn.n_epoch = self._epochs(n_batches)
-        learn.logger = noop  # no per-epoch table rows for a test's epochs; the guard puts it back
+        if self._repeated:
+            run_seed = self.seed + len(self._runs)
+            self.learn.dls.train.rng = random.Random(run_seed)
+            if self.reinit:
+                multi.reinitialise(self.learn.model, run_seed)
 
     def before_batch(self) -> None:
         lrs = self._lr_table[min(len(self._lrs), self.num_it - 1)]
@@ -306,6 +339,11 @@ class LRRange(Callback):
             self._val_lrs.append(self._lrs[-1])
             self._val_losses.append(self._valid_loss())
         if self._stop_reason is not None:
+            if self._repeated and len(self._runs) + 1 < self.repeats:
+                self._runs.append(self._result(self._stop_reason))
+                self._snapshot.rewind()
+                self._start_run()
+                raise CancelEpochException()  # the next run starts with a fresh pass over the data
             raise CancelFitException()
 
     def _end_step(self) -> bool:
@@ -469,6 +507,10 @@ class LRRange(Callback):
             if store and getattr(self, "_pending", None):
                 self._end_step()  # an interrupted step's loss was measured: keep it on the curve
             result = self._result(reason) if store else None
+            if result is not None and self._repeated:
+                runs = [*self._runs, result]
+                seeds = [self.seed + i for i in range(len(runs))]
+                result = multi.RepeatedResult(runs, seeds, self.reinit, {"wd": None})
             snapshot, self._snapshot = self._snapshot, None
             if snapshot is not None:
                 snapshot.restore()

@@ -336,8 +336,9 @@ class Snapshot:
         self.tensor_parts: list[Any] = [ModelState(learn.model, tensors)]
         if learn.opt is not None:
             self.tensor_parts.append(OptimizerState(learn.opt, tensors))
+        self.rng = RNGState()
         self.parts: list[Any] = [
-            RNGState(),
+            self.rng,
             DataOrderState(learn.dls),
             loop_state(learn) if loop is None else loop,
             *_recorder_parts(learn),
@@ -349,6 +350,18 @@ class Snapshot:
     def path(self) -> Path | None:
         """The temporary file of a ``"disk"`` snapshot while it exists, else ``None``."""
         return self.store.path
+
+    def rewind(self) -> None:
+        """Put the tensors and RNGs back but keep the snapshot, for the next of several runs in one fit.
+
+        The training loop's own state (counters, recorder, callbacks) is left
+        alone: the fit goes on.
+        """
+        tensors = self.store.load()
+        for part in self.tensor_parts:
+            part.restore(tensors, fresh=True)
+        del tensors
+        self.rng.restore()
 
     def restore(self) -> None:
         """Put everything back, then drop the copies and remove the file, also if a part fails."""

@@ -316,3 +316,40 @@ def test_reinit_needs_resettable_modules(make_learner):
     with pytest.raises(ValueError, match="reinit"):
         learn.range_test(repeats=2, reinit=True, **TEST)
     assert torch.equal(learn.model.w, torch.zeros(64, 10))
+
+
+# --- the same from the callback, in one fit ------------------------------------------
+
+
+@pytest.mark.parametrize("reinit", [False, True])
+def test_lrrange_repeats_in_one_fit_equal_range_test_repeats(make_learner, reinit):
+    via_callback = make_learner(**SMALL)
+    via_callback.fit(1, 1e-3)  # trained weights and optimizer state to come back to
+    saved = weights(via_callback)
+    hypers = [dict(h) for h in via_callback.opt.hypers]
+    rng, dl_rng = torch.get_rng_state(), via_callback.dls.train.rng.getstate()
+    via_callback.add_cb(LRRange(num_it=20, repeats=3, reinit=reinit, seed=4))
+    via_callback.fit(1)
+    res = via_callback.range_result
+    assert isinstance(res, RepeatedResult) and len(res.runs) == 3 and res.seeds == [4, 5, 6]
+    assert all(len(run) == 20 for run in res.runs)
+    assert not np.array_equal(res.runs[0].losses, res.runs[1].losses)  # other batch orders
+
+    reference = make_learner(**SMALL)
+    reference.fit(1, 1e-3)
+    ref = reference.range_test(repeats=3, reinit=reinit, seed=4, **TEST)
+    for run, ref_run in zip(res.runs, ref.runs, strict=True):
+        np.testing.assert_array_equal(run.lrs, ref_run.lrs)
+        np.testing.assert_array_equal(run.losses, ref_run.losses)
+
+    assert_same_weights(via_callback, saved)
+    assert [dict(h) for h in via_callback.opt.hypers] == hypers
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert via_callback.dls.train.rng.getstate() == dl_rng
+    assert not any(isinstance(cb, LRRange) for cb in via_callback.cbs)
+
+
+def test_lrrange_repeats_rejects_bad_input():
+    for kwargs, name in (({"repeats": 0}, "repeats"), ({"reinit": 1}, "reinit"), ({"seed": -1}, "seed")):
+        with pytest.raises(ValueError, match=name):
+            LRRange(**kwargs)
