@@ -529,8 +529,12 @@ class LRRange(Callback):
         if learn.opt is not opt:
             learn.opt = opt
         elif opt is not None:
-            for h, (old_lr, old_wd) in zip(opt.hypers, hypers, strict=True):
-                for key, old in (("lr", old_lr), ("wd", old_wd)):
+            for i, key in enumerate(("lr", "wd")):
+                olds = [h[i] for h in hypers]
+                if all(old is not None for old in olds):
+                    opt.set_hyper(key, olds)  # an OptimWrapper's ``hypers`` are copies: set through it
+                    continue
+                for h, old in zip(opt.hypers, olds, strict=True):
                     if old is None:
                         h.pop(key, None)
                     else:

@@ -381,3 +381,22 @@ def test_no_epoch_rows_logged_during_the_test_and_logger_restored(make_learner):
     assert learn.logger == rows.append
     learn.fit(1, lr=1e-3)
     assert len(rows) >= 1  # a normal fit logs again
+
+
+def test_pytorch_optimizer_through_optim_wrapper(make_learner):
+    from functools import partial
+
+    from fastai.optimizer import OptimWrapper
+
+    learn = make_learner(opt_func=partial(OptimWrapper, opt=torch.optim.Adam))
+    learn.fit(1, lr=1e-2)
+    torch_opt = learn.opt.opt
+    saved_state = {k: v.clone() for k, v in torch_opt.state[next(iter(torch_opt.state))].items()}
+    saved_lrs = [g["lr"] for g in torch_opt.param_groups]
+    weights = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    res = learn.range_test(start_lr=1e-6, end_lr=1.0, num_it=20, stop_div=False, show_plot=False)
+    np.testing.assert_allclose(res.lrs, np.geomspace(1e-6, 1.0, 20), rtol=1e-12)  # the LR really moved
+    assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in weights.items())
+    live = torch_opt.state[next(iter(torch_opt.state))]
+    assert all(torch.equal(live[k], v) for k, v in saved_state.items())
+    assert [g["lr"] for g in learn.opt.opt.param_groups] == saved_lrs
