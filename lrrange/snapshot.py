@@ -131,6 +131,26 @@ def _put(obj: Any, tensors: list[torch.Tensor], fresh: bool) -> Any:
     return obj
 
 
+def _put_into(obj: Any, live: Any, tensors: list[torch.Tensor]) -> Any:
+    """Like ``_put(..., fresh=True)``, but copies into ``live``'s tensor at the same place when it
+    has the same shape and dtype, so restoring from a file allocates nothing new."""
+    if isinstance(obj, _Slot):
+        t = tensors[obj]
+        if isinstance(live, torch.Tensor) and live.shape == t.shape and live.dtype == t.dtype:
+            with torch.no_grad():
+                live.copy_(t)
+            return live
+        return t.clone()
+    if isinstance(obj, dict):
+        live_d = live if isinstance(live, dict) else {}
+        return {k: _put_into(v, live_d.get(k), tensors) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        live_l = live if isinstance(live, (list, tuple)) and len(live) == len(obj) else [None] * len(obj)
+        items = [_put_into(v, w, tensors) for v, w in zip(obj, live_l, strict=True)]
+        return type(obj)(items) if type(obj) in (list, tuple) else items
+    return obj
+
+
 def _live_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict's live tensors plus the non-persistent buffers it leaves out."""
     live = model.state_dict(keep_vars=True)
@@ -186,10 +206,14 @@ class OptimizerState:
             self.hypers = [dict(h) for h in opt.hypers]
 
     def restore(self, tensors: list[torch.Tensor], fresh: bool) -> None:
-        state = _put(self.saved, tensors, fresh)
         if self.torch_opt is not None:
-            self.torch_opt.load_state_dict(state)
+            self.torch_opt.load_state_dict(_put(self.saved, tensors, fresh))
             return
+        if fresh:  # file-backed or kept for another run: copy into the live state where it fits
+            live = [self.opt.state.get(p) for p in self.keys]
+            state = _put_into(self.saved, live, tensors)
+        else:
+            state = _put(self.saved, tensors, fresh)
         self.opt.state = self.state_obj
         self.opt.state.clear()
         self.opt.state.update(zip(self.keys, state, strict=True))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import sys
 from pathlib import Path
 
@@ -544,7 +545,14 @@ def execute(nb: nbformat.NotebookNode, timeout: int = 600) -> nbformat.NotebookN
     from nbclient import NotebookClient
 
     resources = {"metadata": {"path": str(HERE)}}
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=resources).execute()
+    # the kernel inherits the environment: MPLBACKEND=Agg (as `make test` sets for the suite)
+    # would replace Jupyter's inline backend and leave the notebooks without figures
+    backend = os.environ.pop("MPLBACKEND", None)
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=resources).execute()
+    finally:
+        if backend is not None:
+            os.environ["MPLBACKEND"] = backend
     return nb
 
 
