@@ -319,6 +319,9 @@ def report(summary: dict, agree: dict, timings: dict, wall: float, seeds, defaul
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Goals for the default rule (issue 6)", "", *goals(summary, default), ""]
+    candidates = RESULTS / "candidates.md"  # written by ``python -m bench.regret.candidates``
+    if candidates.exists():
+        lines += [candidates.read_text().strip(), ""]
     n = agree["curves"]
     lines += [
         "## lrrange's re-implementations vs fastai's functions", "",

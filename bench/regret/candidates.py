@@ -1,0 +1,227 @@
+"""Evaluate candidate default rules on the regret benchmark's recorded curves, without making them RULES.
+
+Reads the range-test curves and peer results of the last full run
+(``bench/results/regret.json``), fits one-cycle at each candidate's pick
+(cached like every other fit) and prints, per optimizer, each candidate's
+regret per classification task, its hit rate and worst distance, and its
+paired difference in regret from the best peer (mean over task x seed pairs,
+with its standard error), so a win can be told from seed noise. Writes
+``bench/results/candidates.md`` and puts it into ``regret.md`` (as ``bench.regret`` does too).
+
+Run: ``nice .venv/bin/python -m bench.regret.candidates``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import torch
+
+from lrrange import suggest
+from lrrange.suggest import _fall, _first_below, _prepare
+
+from . import tasks as T
+from .run import RESULTS, Cache, _fit
+
+PEERS = ("fastai valley", "fastai slide", "fastai minimum", "fastai steep", "torch-lr-finder steepest",
+         "Lightning steepest")
+
+
+def fraction(f: float):
+    """The first LR ``f`` of the way down the main fall (``halfway`` is ``f = 0.5``).
+
+    Principles tried: ``1 - 1/e``, the e-folding point if the fall is read as an exponential
+    approach to its bottom; ``2/3`` and ``3/4``, probes of how fast regret changes past the middle
+    (measured, not motivated: they show the direction in which each optimizer's best LR lies).
+    """
+
+    def rule(lrs, losses):
+        lrs_a, losses_a = _prepare(lrs, losses)
+        start, bottom, level = _fall(lrs_a, losses_a)
+        return float(lrs_a[_first_below(losses_a, start, bottom, level, f)])
+
+    return rule
+
+
+def geo_halfway_minimum(lrs, losses):
+    """Geometric mean of ``halfway`` and fastai ``minimum`` (LR of the minimum / 10)."""
+    return float(np.sqrt(suggest.halfway(lrs, losses) * suggest.minimum(lrs, losses)))
+
+
+def steepest_in_fall(lrs, losses):
+    """The LR of the steepest fall of loss against log LR, between the fall's start and its bottom."""
+    lrs_a, losses_a = _prepare(lrs, losses)
+    start, bottom, _ = _fall(lrs_a, losses_a)
+    if bottom - start < 2:
+        return float(lrs_a[start])
+    g = np.gradient(losses_a[start : bottom + 1], np.log(lrs_a[start : bottom + 1]))
+    return float(lrs_a[start + int(np.argmin(g))])
+
+
+def steep_upper(lrs, losses):
+    """The last LR of the fall where the slope is still at least half the steepest slope."""
+    lrs_a, losses_a = _prepare(lrs, losses)
+    start, bottom, _ = _fall(lrs_a, losses_a)
+    if bottom - start < 2:
+        return float(lrs_a[start])
+    g = np.gradient(losses_a[start : bottom + 1], np.log(lrs_a[start : bottom + 1]))
+    k = int(np.argmin(g))
+    steep_enough = g[k:] <= 0.5 * g[k]
+    last = k + (int(np.argmin(steep_enough)) - 1 if not steep_enough.all() else len(steep_enough) - 1)
+    return float(lrs_a[start + last])
+
+
+def steepest_wide(lrs, losses):
+    """The LR of the steepest fall in the main fall, the slope taken as a secant across a span of a
+    fifth of the fall's width in log LR (from its 10% to its 90% point), so one noisy step cannot win."""
+    lrs_a, losses_a = _prepare(lrs, losses)
+    start, bottom, level = _fall(lrs_a, losses_a)
+    a = _first_below(losses_a, start, bottom, level, 0.1)
+    b = _first_below(losses_a, start, bottom, level, 0.9)
+    x = np.log(lrs_a)
+    half = max((x[b] - x[a]) / 10, 1e-12)
+    idx = np.arange(start, bottom + 1)
+    lo = np.searchsorted(x, x[idx] - half).clip(start, bottom)
+    hi = (np.searchsorted(x, x[idx] + half, side="right") - 1).clip(start, bottom)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(hi > lo, (losses_a[hi] - losses_a[lo]) / (x[hi] - x[lo]), 0.0)
+    return float(lrs_a[idx[int(np.argmin(slope))]])
+
+
+def log_mid_10_90(lrs, losses):
+    """Geometric middle of the LRs where the fall is 10% and 90% done (the centre of the fall in log LR)."""
+    lrs_a, losses_a = _prepare(lrs, losses)
+    start, bottom, level = _fall(lrs_a, losses_a)
+    a = lrs_a[_first_below(losses_a, start, bottom, level, 0.1)]
+    b = lrs_a[_first_below(losses_a, start, bottom, level, 0.9)]
+    return float(np.sqrt(a * b))
+
+
+def log_mid_fall(lrs, losses):
+    """Geometric middle of the fall's start LR (where the reading begins) and its bottom LR."""
+    lrs_a, losses_a = _prepare(lrs, losses)
+    start, bottom, _ = _fall(lrs_a, losses_a)
+    return float(np.sqrt(lrs_a[start] * lrs_a[bottom]))
+
+
+def bottom_over_10(lrs, losses):
+    """The LR of the main fall's bottom (divergence tail excluded) / 10: ``minimum`` on ``_fall``."""
+    lrs_a, losses_a = _prepare(lrs, losses)
+    _, bottom, _ = _fall(lrs_a, losses_a)
+    return float(max(lrs_a[bottom] / 10, lrs_a.min()))
+
+
+CANDIDATES = {
+    "halfway (f=0.5)": fraction(0.5),
+    "fraction f=1-1/e": fraction(1 - 1 / np.e),
+    "fraction f=2/3": fraction(2 / 3),
+    "fraction f=0.75": fraction(0.75),
+    "geo(halfway, minimum)": geo_halfway_minimum,
+    "steepest in fall": steepest_in_fall,
+    "upper end of steep part": steep_upper,
+    "steepest in fall, wide secant": steepest_wide,
+    "log-middle of 10%..90%": log_mid_10_90,
+    "log-middle start..bottom": log_mid_fall,
+    "fall bottom / 10": bottom_over_10,
+}
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    raw = json.loads((RESULTS / "regret.json").read_text())["raw"]
+    seeds = [run["seed"] for run in next(iter(raw.values()))["runs"]]
+    rows: dict[str, dict[str, list]] = {}
+    floor: dict[str, list[float]] = {}
+    t0, n_fit = time.perf_counter(), 0
+    for r in raw.values():
+        task = T.TASKS[r["task"]]
+        if task.regression:
+            continue
+        arrays = task.arrays()
+        cache = Cache(task, r["opt"])
+        grid, metric = np.asarray(r["grid"]), np.asarray(r["grid_metric"])
+        mean = metric.mean(0)
+        tied = np.flatnonzero(mean >= mean.max() - 1e-12)
+        b = int(tied[0])
+        step = float(np.log10(grid[1] / grid[0]))
+        floor.setdefault(r["opt"], []).append(100 * float(np.mean(metric[:, b] - metric.max(1))))
+        peer_reg = {p: [100 * (metric[i, b] - run["metric"][p]) for i, run in enumerate(r["runs"])]
+                    for p in PEERS}
+        for name, rule in CANDIDATES.items():
+            for i, run in enumerate(r["runs"]):
+                c = run["curve"]
+                lr = rule(np.asarray(c["lrs"]), np.asarray(c["smoothed"]))
+                k = f"{run['seed']}:{lr:.17g}"
+                if k not in cache.data["fits"]:
+                    cache.data["fits"][k] = _fit(task, arrays, run["seed"], r["opt"], lr)
+                    cache.save()
+                    n_fit += 1
+                got = cache.data["fits"][k]
+                lg = np.log10(lr / grid[tied])
+                j = int(np.argmin(np.abs(lg)))
+                row = rows.setdefault(f"{r['opt']}|{name}", {})
+                row.setdefault(r["task"], []).append(100 * (metric[i, b] - got))
+                row.setdefault("dist", []).append(float(abs(lg[j])))
+                row.setdefault("signed", []).append(float(lg[j]))
+                for p in PEERS:
+                    row.setdefault(f"vs {p}", []).append(100 * (metric[i, b] - got) - peer_reg[p][i])
+        for p in PEERS:
+            row = rows.setdefault(f"{r['opt']}|peer {p}", {})
+            row.setdefault(r["task"], []).extend(peer_reg[p])
+    print(f"{n_fit} new fits in {time.perf_counter() - t0:.0f}s")
+    lines = [
+        "## Candidates tried", "",
+        "Candidate default rules, each a pure function of (lrs, smoothed losses) with no per-task or "
+        "per-optimizer constant, evaluated on the curves and seeds above without being made rules "
+        "(`nice .venv/bin/python -m bench.regret.candidates`, code and rationale in "
+        "`bench/regret/candidates.py`). Columns: mean regret per classification task (points), mean over "
+        "them, hit rate, worst |log10| distance and signed median log10 on classification, and the "
+        "paired difference in regret from the best peer (mean ± standard error over the "
+        f"{len(seeds)} seeds x 3 tasks; negative: the candidate is better). Oracle floor (best grid LR "
+        "per seed, chosen with hindsight): " + ", ".join(
+            f"{opt} {np.mean(floor[opt]):.2f}" for opt in T.OPTIMIZERS) + " points.", ""]
+    met: dict[str, list[bool]] = {}
+    gaps: list[float] = []
+    for opt in T.OPTIMIZERS:
+        peers = {p: np.mean([np.mean(v) for t, v in rows[f"{opt}|peer {p}"].items()]) for p in PEERS}
+        best = min(peers, key=peers.get)
+        lines += [f"### {opt} (best peer: {best}, {peers[best]:.2f})", "",
+                  "| candidate | digits | mnist | breast_cancer | mean cls | hit | worst | median log10 "
+                  "| vs best peer | four goals met here |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for name in CANDIDATES:
+            row = rows[f"{opt}|{name}"]
+            regs = [np.mean(row[t]) for t in ("digits", "mnist", "breast_cancer")]
+            d = np.asarray(row[f"vs {best}"])
+            hit = 100 * np.mean([x <= step + 1e-9 for x in row["dist"]])
+            ok = max(regs) <= 1.0 and hit >= 60 and max(row["dist"]) <= 1.0 and np.mean(regs) < peers[best]
+            lines.append(
+                f"| {name} | " + " | ".join(f"{x:.2f}" for x in regs) + f" | {np.mean(regs):.2f} | "
+                f"{hit:.0f}% | {max(row['dist']):.2f} | {np.median(row['signed']):+.2f} | "
+                f"{d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(len(d)):.2f} | {'yes' if ok else 'no'} |")
+            met.setdefault(name, []).append(ok)
+            if max(regs) <= 1.0 and hit >= 60 and max(row["dist"]) <= 1.0:
+                gaps.append(abs(d.mean()) / max(d.std(ddof=1) / np.sqrt(len(d)), 1e-12) if d.any() else 0.0)
+        lines.append("")
+    both = [name for name, oks in met.items() if all(oks)]
+    lines += [f"Meets all four goals under both optimizers: {', '.join(both) if both else 'none'}. "
+              "Where a candidate meets the other three goals, its gap to the best peer is at most "
+              f"{max(gaps):.1f} standard errors: on this benchmark the peer goal separates such rules "
+              "only at the level of seed noise.", ""]
+    md = "\n".join(lines)
+    (RESULTS / "candidates.md").write_text(md)
+    regret_md = RESULTS / "regret.md"
+    text = regret_md.read_text()
+    head, sep, tail = text.partition("## Candidates tried")
+    if sep:  # replace the section, up to the next top-level section
+        nxt = tail.find("\n## ", 1)
+        tail = tail[nxt + 1 :] if nxt >= 0 else ""
+    else:
+        head, sep, tail = text.partition("## lrrange's re-implementations")
+        tail = sep + tail
+    regret_md.write_text(head + md.strip() + "\n\n" + tail)
+    print(md)
+
+if __name__ == "__main__":
+    main()
