@@ -323,12 +323,9 @@ class LRRange(Callback):
                 f"loss_func must return a scalar loss for the range test, got a loss of shape "
                 f"{tuple(loss.shape)}; use a loss function that reduces over the batch"
             )
-        # under DDP every rank must decide from the same loss, so that all stop at the same step;
-        # otherwise the loss stays a tensor until ``after_step``: reading it here would stall a
-        # GPU before the backward pass, a sync fastai's own loop (Recorder, after the step) lacks
-        yb = self.learn.yb  # its batch size is needed only to weight several micro-batches
-        value = distributed.mean_loss(loss, find_bs(yb)) if self._dist else loss.detach()
-        self._pending.append((value, yb))
+        # the loss stays a tensor until ``after_step``: reading it here would stall a GPU before
+        # the backward pass, a sync fastai's own loop (Recorder, after the step) lacks
+        self._pending.append((loss.detach(), self.learn.yb))  # yb: to weight several micro-batches
 
     def after_cancel_step(self) -> None:
         self._skipped = True  # e.g. MixedPrecision's gradient scaler found inf/NaN gradients
@@ -346,27 +343,33 @@ class LRRange(Callback):
                 raise CancelEpochException()  # the next run starts with a fresh pass over the data
             raise CancelFitException()
 
-    def _end_step(self) -> bool:
+    def _end_step(self, collective: bool = True) -> bool:
         """Record the optimizer step just taken; False (nothing recorded) when it was skipped.
 
         A step's loss is the batch-size-weighted mean of its micro-batches (more
-        than one under ``GradientAccumulation``). A step the optimizer did not
-        take (``CancelStepException``, as MixedPrecision raises when the
-        gradient scaler finds inf/NaN gradients) is not recorded and not
-        counted: the next batch retries the same LR.
+        than one under ``GradientAccumulation``); under DDP, of every rank's
+        micro-batches (one all-reduce, so every rank decides the same). A step
+        the optimizer did not take (``CancelStepException``, as MixedPrecision
+        raises when the gradient scaler finds inf/NaN gradients) is not
+        recorded and not counted: the next batch retries the same LR.
         """
-        pending, self._pending = [(float(v), n) for v, n in self._pending], []
+        pending, self._pending = self._pending, []
         skipped, self._skipped = self._skipped, False
-        if any(not math.isfinite(v) for v, _ in pending):
-            self._stop_reason = "nonfinite"
+        if not pending:
             return False
-        if skipped or not pending:
-            return False
-        if len(pending) == 1:
-            value = pending[0][0]
+        values = [v for v, _ in pending]
+        if self._dist and collective:
+            value = distributed.mean_loss(values, [find_bs(yb) for _, yb in pending])
+        elif len(values) == 1:
+            value = float(values[0])
         else:
             sizes = [find_bs(yb) for _, yb in pending]
-            value = sum(v * n for (v, _), n in zip(pending, sizes, strict=True)) / sum(sizes)
+            value = sum(float(v) * n for v, n in zip(values, sizes, strict=True)) / sum(sizes)
+        if not math.isfinite(value):
+            self._stop_reason = "nonfinite"
+            return False
+        if skipped:
+            return False
         smoothed = self._ema.update(value)
         self._lrs.append(float(self.learn.opt.hypers[-1]["lr"]))
         self._losses.append(value)
@@ -505,7 +508,9 @@ class LRRange(Callback):
         learn = self.learn
         try:
             if store and getattr(self, "_pending", None):
-                self._end_step()  # an interrupted step's loss was measured: keep it on the curve
+                # an interrupted step's loss was measured: keep it on the curve (this rank's
+                # own: the other ranks of a DDP run may not reach a collective any more)
+                self._end_step(collective=False)
             result = self._result(reason) if store else None
             if result is not None and self._repeated:
                 runs = [*self._runs, result]

@@ -2,8 +2,8 @@
 
 Every rank must take the same stop decision at the same step, or one rank leaves
 the fit while the others wait in DDP's gradient all-reduce until the process
-group times out. So the batch loss is averaged across ranks (one all-reduce of a
-two-element tensor per step) before anything is decided from it, and the epoch
+group times out. So each step's loss is averaged across ranks (one all-reduce of a
+two-element tensor per step, after the optimizer step) before anything is decided from it, and the epoch
 count follows the per-rank (sharded) DataLoader. Nothing here runs a collective
 unless the learner actually trains under fastai's ``DistributedTrainer``.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -75,14 +76,17 @@ def batches_per_epoch(learn) -> int:
     return sharded_len(dl, world_size()) if is_distributed(learn) else len(dl)
 
 
-def mean_loss(loss: torch.Tensor, bs: int) -> float:
-    """The batch-size-weighted mean of every rank's scalar batch loss, identical on every rank.
+def mean_loss(losses: Sequence[torch.Tensor], sizes: Sequence[int]) -> float:
+    """The batch-size-weighted mean of every rank's batch losses for one step, identical on every rank.
 
-    One ``all_reduce`` (sum) of ``[loss * bs, bs]`` in float64 on the loss's
-    device (so NCCL gets a CUDA tensor and gloo a CPU one).
+    ``losses`` are this rank's scalar losses of the step's batches (one, or
+    several under ``GradientAccumulation``) and ``sizes`` their batch sizes. One
+    ``all_reduce`` (sum) of ``[sum(loss * size), sum(size)]`` in float64 on the
+    losses' device (so NCCL gets a CUDA tensor and gloo a CPU one).
     """
-    value = loss.detach().reshape(()).to(torch.float64)
-    pair = torch.stack([value * bs, value.new_tensor(bs)])
+    local = torch.stack([v.detach().reshape(()).to(torch.float64) for v in losses])
+    weights = local.new_tensor(list(sizes))
+    pair = torch.stack([(local * weights).sum(), weights.sum()])
     dist.all_reduce(pair, op=dist.ReduceOp.SUM)
     total, count = pair.tolist()
     return total / count
