@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fastai.callback.schedule  # noqa: F401  (Recorder.plot_sched)
+import matplotlib.pyplot as plt
+import numpy as np
 from fastai.callback.core import Callback
 from fastai.torch_core import params
 
@@ -22,3 +25,14 @@ class HyperTrace(Callback):
     def before_step(self):
         for key, values in self.trace.items():
             values.append([h[key] for h in self.learn.opt.hypers])
+
+
+def assert_plot_sched_draws_the_record(learn) -> None:
+    """``learn.recorder.plot_sched()`` draws exactly the recorded ``lr`` and ``mom``."""
+    hps = learn.recorder.hps
+    plt.close("all")
+    learn.recorder.plot_sched()
+    axes = plt.gcf().axes
+    np.testing.assert_allclose(axes[0].lines[0].get_ydata(), hps["lr"])
+    np.testing.assert_allclose(axes[1].lines[0].get_ydata(), hps["mom"])
+    plt.close("all")

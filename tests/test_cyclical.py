@@ -6,12 +6,11 @@ import pickle
 from functools import partial
 
 import fastai.callback.schedule  # noqa: F401  (plot_sched)
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 from fastai.optimizer import SGD
-from support import HyperTrace
+from support import HyperTrace, assert_plot_sched_draws_the_record
 
 from lrrange import Cyclical, RangeResult
 from lrrange.schedules import cyclical
@@ -109,12 +108,7 @@ def test_records_the_schedule_for_plot_sched(quiet_learner):
     scheds = pickle.loads(pickle.dumps(cb.scheds))  # learn.export() pickles callbacks
     np.testing.assert_array_equal(scheds["lr"](2), cb.scheds["lr"](2))
     assert set(hps) == {"lr", "mom"} and len(hps["lr"]) == 10
-    plt.close("all")
-    learn.recorder.plot_sched()
-    axes = plt.gcf().axes
-    np.testing.assert_allclose(axes[0].lines[0].get_ydata(), hps["lr"])
-    np.testing.assert_allclose(axes[1].lines[0].get_ydata(), hps["mom"])
-    plt.close("all")
+    assert_plot_sched_draws_the_record(learn)
 
 
 def test_training_lowers_the_validation_loss(make_learner):

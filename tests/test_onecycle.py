@@ -7,12 +7,11 @@ import types
 from functools import partial
 
 import fastai.callback.schedule  # noqa: F401  (fit_one_cycle, plot_sched)
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 from fastai.optimizer import SGD
-from support import HyperTrace
+from support import HyperTrace, assert_plot_sched_draws_the_record
 
 from lrrange import OneCycle, RangeResult
 
@@ -111,12 +110,7 @@ def test_records_the_schedule_for_plot_sched(quiet_learner):
     np.testing.assert_array_equal(scheds["lr"](0.25), cb.scheds["lr"](0.25))
     assert set(hps) == {"lr", "mom"} and len(hps["lr"]) == len(hps["mom"]) == 10
     assert int(np.argmax(hps["lr"])) == int(np.argmin(hps["mom"]))
-    plt.close("all")
-    learn.recorder.plot_sched()
-    axes = plt.gcf().axes
-    np.testing.assert_allclose(axes[0].lines[0].get_ydata(), hps["lr"])
-    np.testing.assert_allclose(axes[1].lines[0].get_ydata(), hps["mom"])
-    plt.close("all")
+    assert_plot_sched_draws_the_record(learn)
 
 
 def test_training_lowers_the_validation_loss(make_learner):
