@@ -593,8 +593,7 @@ def range_test(
             result = multi.repeated_test(self, repeats, reinit, seed, **kwargs)
     else:
         cb = LRRange(**kwargs)
-        with self.no_logging():
-            self.fit(1, cbs=cb)
+        self.fit(1, cbs=cb)
         result = cb.result
     if show_plot and distributed.is_rank0():
         result.plot()
