@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastai.learner import Learner
 
 
-def digits_learner(seed: int = 0, bs: int = 64):
+def digits_learner(seed: int = 0, bs: int = 64) -> Learner:
     """A fastai ``Learner`` with a small MLP on scikit-learn's bundled 8x8 digits."""
     try:
         from sklearn.datasets import load_digits

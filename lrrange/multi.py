@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from numbers import Integral, Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,10 @@ import torch
 from torch import nn
 
 from . import suggest
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 from .result import RangeResult
 from .snapshot import Snapshot
 
@@ -174,7 +178,7 @@ class RepeatedResult:
             frame[f"run{i}"] = curve
         return frame
 
-    def plot(self, ax=None):
+    def plot(self, ax: Axes | None = None) -> Figure:
         """Every run faint, the band shaded, the median bold; each run's pick and the robust one marked."""
         import matplotlib.pyplot as plt
 
@@ -307,7 +311,7 @@ class SweepResult:
             })
         return pd.DataFrame(rows)
 
-    def plot(self, ax=None):
+    def plot(self, ax: Axes | None = None) -> Figure:
         """The smoothed (or median) curves of every weight decay overlaid; the chosen one bold."""
         import matplotlib.pyplot as plt
 

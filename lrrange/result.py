@@ -6,12 +6,16 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from . import suggest
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 STOP_REASONS = ("completed", "diverged", "nonfinite", "interrupted")
 CURVES = ("train", "valid")
@@ -112,7 +116,7 @@ class RangeResult:
         frame.index.name = "step"
         return frame
 
-    def plot(self, ax=None, suggestions: bool = True):
+    def plot(self, ax: Axes | None = None, suggestions: bool = True) -> Figure:
         """Loss against LR on a log axis: raw loss faint, smoothed bold, picks marked.
 
         The validation loss, when recorded, is drawn as dots on a line.

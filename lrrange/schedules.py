@@ -14,7 +14,9 @@ from numpy.typing import ArrayLike
 RANGE_MODES = ("exp", "linear")
 
 
-def range_lr(step: int, num_it: int, start: ArrayLike, end: ArrayLike, mode: str = "exp"):
+def range_lr(
+    step: int, num_it: int, start: ArrayLike, end: ArrayLike, mode: str = "exp"
+) -> float | np.ndarray:
     """LR of the range test at ``step`` (0-based) of ``num_it``.
 
     With ``t = step / (num_it - 1)``, ``exp`` gives ``start * (end/start)**t`` (a
@@ -52,7 +54,9 @@ def _cos_anneal(pos: float, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
 
 
-def one_cycle(pct: float, start: ArrayLike, peak: ArrayLike, end: ArrayLike, pct_start: float = 0.25):
+def one_cycle(
+    pct: float, start: ArrayLike, peak: ArrayLike, end: ArrayLike, pct_start: float = 0.25
+) -> float | np.ndarray:
     """One cycle of two cosine phases: ``start`` to ``peak``, then ``peak`` to ``end``.
 
     With ``cos(p, a, b) = a + (1 + cos(pi * (1 - p))) * (b - a) / 2`` and ``pct``
@@ -89,7 +93,7 @@ def cyclical(
     step_size: int,
     mode: str = "triangular",
     gamma: float = 1.0,
-):
+) -> float | np.ndarray:
     """Smith's cyclical schedule at training iteration ``step`` (0-based); half a cycle is ``step_size``.
 
     ``cycle = floor(1 + step / (2 * step_size))``, ``x = |step / step_size - 2 * cycle + 1|``,
