@@ -20,19 +20,12 @@ from datetime import timedelta
 import matplotlib
 
 matplotlib.use("Agg")
-import numpy as np
 import torch
 from accelerate.utils import InitProcessGroupKwargs
-from fastai.data.core import DataLoaders
 from fastai.distributed import DistributedDL
-from fastai.learner import Learner
-from fastai.losses import CrossEntropyLossFlat
-from fastai.metrics import accuracy
-from fastai.torch_core import set_seed
-from sklearn.datasets import load_digits
-from torch import nn
 
 from lrrange import LRRange, OneCycle
+from lrrange.cli import digits_learner
 from lrrange.distributed import is_rank0, world_size
 
 
@@ -41,23 +34,6 @@ def cpu_broadcast(self, t, rank):
     t = torch.tensor(t, dtype=torch.long)
     torch.distributed.broadcast(t, rank)
     return t.tolist()
-
-
-def digits_learner(bs: int) -> Learner:
-    """A small MLP on scikit-learn's 8x8 digits; every rank builds the same one (same seed)."""
-    set_seed(0, reproducible=True)
-    x, y = load_digits(return_X_y=True)
-    order = np.random.default_rng(0).permutation(len(x))
-    x, y = x[order], y[order]
-    n_train = 1500
-    mean, std = x[:n_train].mean(0), x[:n_train].std(0)
-    x = (x - mean) / np.where(std > 0, std, 1.0)
-    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-    train = list(zip(xt[:n_train], yt[:n_train], strict=True))
-    valid = list(zip(xt[n_train:], yt[n_train:], strict=True))
-    dls = DataLoaders.from_dsets(train, valid, bs=bs, num_workers=0)
-    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
-    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
 
 
 def main() -> None:
@@ -71,12 +47,11 @@ def main() -> None:
     on_gpu = torch.cuda.is_available()
     if not on_gpu:
         DistributedDL._broadcast = cpu_broadcast
-    learn = digits_learner(args.bs)
+    learn = digits_learner(seed=0, bs=args.bs)  # the demo's MLP on scikit-learn's digits, same on every rank
     # a hang (a rank that stopped early) then fails after 5 minutes, not Accelerate's 30
     timeout = InitProcessGroupKwargs(timeout=timedelta(minutes=5))
     with learn.distrib_ctx(cpu=not on_gpu, kwargs_handlers=[timeout]), learn.no_bar():
-        with learn.no_logging():
-            learn.fit(1, cbs=LRRange(num_it=args.num_it))
+        learn.fit(1, cbs=LRRange(num_it=args.num_it))
         res = learn.range_result  # the same on every rank
         if is_rank0():
             print(f"{world_size()} ranks: {res}")
