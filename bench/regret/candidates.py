@@ -50,23 +50,29 @@ def geo_halfway_minimum(lrs, losses):
     return float(np.sqrt(suggest.halfway(lrs, losses) * suggest.minimum(lrs, losses)))
 
 
-def steepest_in_fall(lrs, losses):
-    """The LR of the steepest fall of loss against log LR, between the fall's start and its bottom."""
+def _fall_slope(lrs, losses):
+    """``(lrs, start, slopes)``: loss slope against log LR from the fall's start to its bottom
+    (``slopes`` None when the fall has fewer than three points)."""
     lrs_a, losses_a = _prepare(lrs, losses)
     start, bottom, _ = _fall(lrs_a, losses_a)
     if bottom - start < 2:
+        return lrs_a, start, None
+    return lrs_a, start, np.gradient(losses_a[start : bottom + 1], np.log(lrs_a[start : bottom + 1]))
+
+
+def steepest_in_fall(lrs, losses):
+    """The LR of the steepest fall of loss against log LR, between the fall's start and its bottom."""
+    lrs_a, start, g = _fall_slope(lrs, losses)
+    if g is None:
         return float(lrs_a[start])
-    g = np.gradient(losses_a[start : bottom + 1], np.log(lrs_a[start : bottom + 1]))
     return float(lrs_a[start + int(np.argmin(g))])
 
 
 def steep_upper(lrs, losses):
     """The last LR of the fall where the slope is still at least half the steepest slope."""
-    lrs_a, losses_a = _prepare(lrs, losses)
-    start, bottom, _ = _fall(lrs_a, losses_a)
-    if bottom - start < 2:
+    lrs_a, start, g = _fall_slope(lrs, losses)
+    if g is None:
         return float(lrs_a[start])
-    g = np.gradient(losses_a[start : bottom + 1], np.log(lrs_a[start : bottom + 1]))
     k = int(np.argmin(g))
     steep_enough = g[k:] <= 0.5 * g[k]
     last = k + (int(np.argmin(steep_enough)) - 1 if not steep_enough.all() else len(steep_enough) - 1)
