@@ -90,10 +90,35 @@ def _late_dip_tail() -> np.ndarray:
 
 
 @pytest.mark.parametrize("curve", [_clean_valley, _flat_noisy_start, _late_dip_tail])
-def test_halfway_picks_the_middle_of_the_main_fall(curve):
+def test_default_picks_the_middle_of_the_main_fall(curve):
     losses = curve()
+    assert suggest.DEFAULT == "descent"
+    assert suggest.descent(LRS, losses) == pytest.approx(1e-3, rel=0.6)
     assert suggest.halfway(LRS, losses) == pytest.approx(1e-3, rel=0.6)
-    assert suggest.suggest_all(LRS, losses)[suggest.DEFAULT] == suggest.halfway(LRS, losses)
+    assert suggest.halfway(LRS, losses) <= suggest.descent(LRS, losses)  # 0.5 of the way vs 0.55
+    assert suggest.suggest_all(LRS, losses)[suggest.DEFAULT] == suggest.descent(LRS, losses)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.3, 0.5, suggest.FRACTION, 0.8, 0.95])
+def test_descent_lands_where_a_logistic_fall_is_that_far_down(fraction):
+    """A logistic fall in log10 LR has a known inverse: the pick is within one grid step of it."""
+    lrs = np.geomspace(1e-6, 1.0, 600)
+    x = np.log10(lrs)
+    hi, lo, centre, width = 2.3, 0.4, -2.5, 0.3
+    losses = lo + (hi - lo) / (1 + np.exp((x - centre) / width))
+    start = len(lrs) // 10  # the fall is read from there, down to the minimum (no divergence here)
+    top, bottom = losses[start], losses.min()
+    target = top - fraction * (top - bottom)
+    expected = centre + width * np.log((hi - lo) / (target - lo) - 1)
+    step = x[1] - x[0]
+    got = np.log10(suggest.descent(lrs, losses, fraction))
+    assert expected <= got + 1e-9 <= expected + step + 1e-9  # the first grid LR at or past the target
+
+
+def test_descent_rejects_a_fraction_outside_0_1():
+    for bad in (0, 1, 0.0, 1.0, -0.2, 1.5, np.nan, True, "0.5", None):
+        with pytest.raises(ValueError, match="fraction must be a number strictly between 0 and 1"):
+            suggest.descent(LRS, _clean_valley(), bad)
 
 
 def test_the_adversarial_curves_do_fool_the_peer_rules():
@@ -102,8 +127,8 @@ def test_the_adversarial_curves_do_fool_the_peer_rules():
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_halfway_ignores_noise_in_the_plateau(seed):
-    assert suggest.halfway(LRS, _flat_noisy_start(seed)) == pytest.approx(1e-3, rel=0.6)
+def test_default_ignores_noise_in_the_plateau(seed):
+    assert suggest.descent(LRS, _flat_noisy_start(seed)) == pytest.approx(1e-3, rel=0.6)
 
 
 @pytest.mark.parametrize("curve", [_clean_valley, _flat_noisy_start, _late_dip_tail])
@@ -111,7 +136,7 @@ def test_bounds_span_the_main_fall(curve):
     losses = curve()
     lo, hi = suggest.bounds(LRS, losses)
     main_bottom = LRS[np.argmin(_clean_valley())]
-    assert suggest.halfway(LRS, losses) < hi <= main_bottom
+    assert suggest.descent(LRS, losses) < hi <= main_bottom
     assert hi / 4 <= lo < hi
     assert lo > 1e-4  # where the loss starts falling, not the plateau
 
