@@ -18,6 +18,7 @@ range (``minimum``'s LR/10 can be) is clipped into it.
 
 from __future__ import annotations
 
+import numbers
 from bisect import bisect_left
 from collections.abc import Callable
 
@@ -189,14 +190,14 @@ def descent(lrs: ArrayLike, losses: ArrayLike, fraction: float = FRACTION) -> fl
     gap to the best peer rule (Adam, SGD) is smallest on seeds 0-15; on the
     held-out seeds 16-31 it loses less than every peer under both optimizers
     too (``bench/results/regret.md``, "Candidates tried"). The best fraction
-    differs by task (about 0.45 on digits, 0.6 on MNIST), so 0.55 is a
-    compromise, not a law: a range test cannot know the training that follows.
+    differs by task (about 0.4-0.5 on digits, 0.6-0.65 on MNIST), so 0.55 is
+    a compromise, not a law: a range test cannot know the training that follows.
 
     >>> lrs = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
     >>> descent(lrs, [2.0, 2.0, 1.8, 1.0, 0.6, 5.0])  # falls 2.0 -> 0.6; 55% down is 1.23
     0.01
     """
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
         raise ValueError(f"fraction must be a number strictly between 0 and 1, got {fraction!r}")
     lrs_a, losses_a = _prepare(lrs, losses)
     if len(lrs_a) == 0:
