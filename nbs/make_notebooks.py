@@ -273,7 +273,7 @@ pd.DataFrame({
 """, tags=(README_FIGURE_TAG,)),
         md("""
 The shaded band is where the middle 80% of the runs lie at each LR; the table gives each run's
-own suggestion (`res.suggestion`, the `descent` rule) and how many decades separate the
+own suggestion (`res.suggestion`, the `blend` rule) and how many decades separate the
 extremes. A single test is one draw from this spread. How far a pick moves depends on the
 rule that reads the curve: the same runs, read by every rule:
 """),

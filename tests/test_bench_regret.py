@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lrrange import suggest
 
@@ -75,5 +76,20 @@ def test_candidates_on_the_slice(bench, first_run):
     _, candidates, tmp = bench
     candidates.main(["--results", str(tmp / "out"), "--jobs", "1"])
     md = (tmp / "out" / "candidates.md").read_text()
-    assert "### adam (best peer:" in md and "| descent f=0.55 (default) |" in md
+    assert "### adam (best peer:" in md and "| blend f=0.6 (default) |" in md
     assert "## Candidates tried" in (tmp / "out" / "regret.md").read_text()
+
+
+def test_every_task_builds_a_learner_whose_model_fits_its_data(bench):
+    tasks = importlib.import_module("bench.regret.tasks")  # importable once ``bench`` has run
+    assert set(tasks.ALL_TASKS) == set(tasks.TASKS) | set(tasks.HELD_OUT)
+    assert not set(tasks.TASKS) & set(tasks.HELD_OUT)
+    for task in tasks.ALL_TASKS.values():
+        x, y = task.arrays()
+        assert len(x) > task.n_train and np.isfinite(x.numpy()).all()
+        learn = task.learner((x, y), seed=0, opt="adam")
+        xb, yb = learn.dls.one_batch()
+        with torch.no_grad():
+            out = learn.model(xb)
+        assert out.shape == (len(xb), 1 if task.regression else task.n_classes), task.name
+        assert np.isfinite(float(learn.loss_func(out, yb))), task.name

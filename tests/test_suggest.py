@@ -90,13 +90,29 @@ def _late_dip_tail() -> np.ndarray:
 
 
 @pytest.mark.parametrize("curve", [_clean_valley, _flat_noisy_start, _late_dip_tail])
-def test_default_picks_the_middle_of_the_main_fall(curve):
+def test_default_picks_inside_the_main_fall(curve):
     losses = curve()
-    assert suggest.DEFAULT == "descent"
+    main_bottom = LRS[np.argmin(_clean_valley())]
+    assert suggest.DEFAULT == "blend"
+    assert suggest.bottom(LRS, losses) == main_bottom  # the late dip's tail is not read
     assert suggest.descent(LRS, losses) == pytest.approx(1e-3, rel=0.6)
-    assert suggest.halfway(LRS, losses) == pytest.approx(1e-3, rel=0.6)
-    assert suggest.halfway(LRS, losses) <= suggest.descent(LRS, losses)  # 0.5 of the way vs 0.55
-    assert suggest.suggest_all(LRS, losses)[suggest.DEFAULT] == suggest.descent(LRS, losses)
+    lr = suggest.blend(LRS, losses)
+    assert lr == pytest.approx(np.sqrt(suggest.descent(LRS, losses) * main_bottom / 10))
+    assert lr == pytest.approx(1e-3, rel=0.6)
+    assert suggest.suggest_all(LRS, losses)[suggest.DEFAULT] == lr
+
+
+def test_blend_lies_between_its_two_readings():
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        n = int(rng.integers(20, 130))
+        lrs = np.geomspace(rng.uniform(1e-8, 1e-5), rng.uniform(0.1, 100), n)
+        losses = _random_curve(rng, trial % 3, n)
+        fall = suggest.descent(lrs, losses, 0.6)
+        edge = max(suggest.bottom(lrs, losses) / 10, lrs.min())
+        lr = suggest.blend(lrs, losses, 0.6)
+        assert min(fall, edge) * (1 - 1e-12) <= lr <= max(fall, edge) * (1 + 1e-12), trial
+        assert lr == pytest.approx(np.sqrt(fall * edge), rel=1e-12), trial
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.3, 0.5, suggest.FRACTION, 0.8, 0.95])
@@ -115,10 +131,12 @@ def test_descent_lands_where_a_logistic_fall_is_that_far_down(fraction):
     assert expected <= got + 1e-9 <= expected + step + 1e-9  # the first grid LR at or past the target
 
 
-def test_descent_rejects_a_fraction_outside_0_1():
+@pytest.mark.parametrize("rule", [suggest.descent, suggest.blend])
+def test_a_fraction_outside_0_1_is_refused(rule):
     for bad in (0, 1, 0.0, 1.0, -0.2, 1.5, np.nan, True, "0.5", None):
         with pytest.raises(ValueError, match="fraction must be a number strictly between 0 and 1"):
-            suggest.descent(LRS, _clean_valley(), bad)
+            rule(LRS, _clean_valley(), bad)
+    assert rule(LRS, _clean_valley(), np.float32(0.5)) == rule(LRS, _clean_valley(), 0.5)
 
 
 def test_the_adversarial_curves_do_fool_the_peer_rules():

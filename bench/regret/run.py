@@ -121,7 +121,7 @@ def collect(task_names, opts, seeds, log=print) -> dict:
     raw = {}
     stats = {"fits_run": 0, "fits_cached": 0, "fit_s": 0.0, "range_tests_run": 0}
     for name in task_names:
-        task = T.TASKS[name]
+        task = T.ALL_TASKS[name]
         arrays = task.arrays()
         for opt in opts:
             cache = Cache(task, opt)
@@ -321,6 +321,7 @@ def report(summary: dict, agree: dict, timings: dict, wall: float, seeds, defaul
     """The Markdown tables: one per optimizer, rules as rows; then the goals and timings."""
     from . import tasks as T
 
+    tasks = list(dict.fromkeys(k.split("/")[0] for k in summary))
     lines = [
         "# Suggestion regret (issue 6)",
         "",
@@ -342,7 +343,7 @@ def report(summary: dict, agree: dict, timings: dict, wall: float, seeds, defaul
         "",
         "Tasks: " + "; ".join(
             f"{t.name} ({'MSE' if t.regression else f'{t.n_classes} classes'}, {t.n_train} train, "
-            f"MLP {t.hidden} hidden, bs {t.bs}, {t.epochs} epochs)" for t in T.TASKS.values()) + ".",
+            f"{t.arch}, bs {t.bs}, {t.epochs} epochs)" for t in map(T.ALL_TASKS.get, tasks)) + ".",
         "",
     ]
     for opt, label in (("adam", "Adam (fastai default)"), ("sgd", "SGD with momentum 0.9")):
@@ -414,7 +415,9 @@ def main(argv: list[str] | None = None) -> None:
     from . import tasks as T
 
     p = argparse.ArgumentParser(prog="python -m bench.regret", description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", nargs="+", default=list(T.TASKS), choices=list(T.TASKS))
+    p.add_argument("--tasks", nargs="+", default=list(T.TASKS), choices=list(T.ALL_TASKS),
+                   help=f"default: {' '.join(T.TASKS)}; held out (the default rule was not chosen on "
+                   f"them): {' '.join(T.HELD_OUT)}")
     p.add_argument("--opts", nargs="+", default=list(T.OPTIMIZERS), choices=list(T.OPTIMIZERS))
     p.add_argument("--seeds", type=int, default=len(SEEDS), help="number of seeds (>= 3)")
     p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 8),
