@@ -28,7 +28,7 @@ from lrrange import suggest
 from lrrange.suggest import _fall, _first_below, _prepare
 
 from . import tasks as T
-from .run import RESULTS, Cache, _fit
+from .run import RESULTS, Cache
 
 PEERS = ("fastai valley", "fastai slide", "fastai minimum", "fastai steep", "torch-lr-finder steepest",
          "Lightning steepest")
@@ -133,10 +133,9 @@ def log_mid_fall(lrs, losses):
 
 
 def bottom_over_10(lrs, losses):
-    """The LR of the main fall's bottom (divergence tail excluded) / 10: ``minimum`` on ``_fall``."""
-    lrs_a, losses_a = _prepare(lrs, losses)
-    _, bottom, _ = _fall(lrs_a, losses_a)
-    return float(max(lrs_a[bottom] / 10, lrs_a.min()))
+    """``suggest.bottom`` / 10 (divergence tail excluded), clipped into range: ``minimum`` on ``_fall``."""
+    lrs_a, _ = _prepare(lrs, losses)
+    return float(max(suggest.bottom(lrs, losses) / 10, lrs_a.min()))
 
 
 CANDIDATES = {
@@ -171,12 +170,9 @@ def _fits(args: tuple) -> tuple[str, dict[str, list[tuple[float, float]]], int]:
         for run in runs:
             c = run["curve"]
             lr = rule(np.asarray(c["lrs"]), np.asarray(c["smoothed"]))
-            k = f"{run['seed']}:{lr:.17g}"
-            if k not in cache.data["fits"]:
-                cache.data["fits"][k] = _fit(task, arrays, run["seed"], opt, lr)
-                cache.save()
-                n_fit += 1
-            out.setdefault(name, []).append((lr, cache.data["fits"][k]))
+            value, new = cache.fit(task, arrays, run["seed"], opt, lr)
+            n_fit += new
+            out.setdefault(name, []).append((lr, value))
     return f"{task_name}/{opt}", out, n_fit
 
 

@@ -72,6 +72,16 @@ class Cache:
         self.data = json.loads(self.path.read_text()) if self.path.exists() else {"fits": {}, "range": {}}
         self.range_key = _range_code()
 
+    def fit(self, task, arrays, seed: int, opt: str, lr: float) -> tuple[float, bool]:
+        """The metric of one-cycle at ``lr`` from ``seed``'s start, and whether it had to be fitted."""
+        k = f"{seed}:{lr:.17g}"
+        fits = self.data["fits"]
+        new = k not in fits
+        if new:
+            fits[k] = _fit(task, arrays, seed, opt, float(lr))
+            self.save()
+        return fits[k], new
+
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
@@ -125,21 +135,19 @@ def collect(task_names, opts, seeds, log=print) -> dict:
         arrays = task.arrays()
         for opt in opts:
             cache = Cache(task, opt)
-            fits, ranges = cache.data["fits"], cache.data["range"]
+            ranges = cache.data["range"]
 
-            def fit(seed, lr, task=task, arrays=arrays, opt=opt, fits=fits, cache=cache):
-                k = f"{seed}:{lr:.17g}"
-                if k not in fits:
-                    t0 = time.perf_counter()
-                    fits[k] = _fit(task, arrays, seed, opt, float(lr))
-                    cache.save()
+            def fit(seed, lr, task=task, arrays=arrays, opt=opt, cache=cache):
+                t0 = time.perf_counter()
+                value, new = cache.fit(task, arrays, seed, opt, lr)
+                if new:
                     stats["fits_run"] += 1
                     stats["fit_s"] += time.perf_counter() - t0
-                    log(f"  fit {task.name}/{opt} seed {seed} lr {lr:.3g}: {fits[k]:.4f} "
+                    log(f"  fit {task.name}/{opt} seed {seed} lr {lr:.3g}: {value:.4f} "
                         f"({time.perf_counter() - t0:.1f}s)")
                 else:
                     stats["fits_cached"] += 1
-                return fits[k]
+                return value
 
             grid = T.GRIDS[opt]
             metric = np.array([[fit(s, lr) for lr in grid] for s in seeds])
